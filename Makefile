@@ -1,0 +1,35 @@
+# Two jobs for a fresh machine: `make book` (run what the book needs, render it) and
+# `make test` (the whole test suite). Both build .venv from requirements.lock first.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# The book's profile (smoke, cpu or paper): cpu unless MRIFE_PROFILE says otherwise.
+export MRIFE_PROFILE ?= cpu
+# Read the Sichuan scenes from the shared mirror when it is there (no download).
+ifneq ($(wildcard ../shared/data/sichuan-landslide),)
+export MRIFE_DATA_MIRROR ?= $(abspath ../shared/data)
+endif
+
+.PHONY: book test venv clean
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build -W -n --keep-going .
+
+test: $(STAMP)
+	MRIFE_PROFILE=smoke $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax \
+		--nbval-sanitize-with book/sanitize.cfg tests book
+
+venv: $(STAMP)
+
+# Rebuilt when the pinned versions or the package metadata change.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+clean:
+	rm -rf _build $(VENV)

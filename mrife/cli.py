@@ -1,0 +1,88 @@
+"""The ``mrife`` command: ``train``, ``evaluate``, ``info``.
+
+Examples:
+    mrife train --profile smoke --set model.name=segbranch
+    mrife train --config run.yaml --out runs
+    mrife evaluate runs/mrife-0123456789 --split val
+    mrife info
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+from mrife.config import PROFILES, apply_overrides, load_profile, load_yaml
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mrife", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train one run into its run directory")
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--profile", default="cpu", choices=sorted(PROFILES),
+                        help="starting configuration (default: cpu)")
+    source.add_argument("--config", type=Path, help="a YAML config written by an earlier run")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one setting, e.g. --set train.lr=0.01 (repeatable)")
+    train.add_argument("--out", type=Path, default=Path("runs"), help="root of run directories")
+    train.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    evaluate = sub.add_parser("evaluate", help="metrics of a run's best checkpoint")
+    evaluate.add_argument("run", type=Path, help="run directory")
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+
+    sub.add_parser("info", help="versions, devices, profiles and data availability")
+
+    args = parser.parse_args(argv)
+    try:
+        return {"train": _train, "evaluate": _evaluate, "info": _info}[args.command](args)
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
+        print(f"mrife {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _train(args) -> int:
+    from mrife.train import fit
+
+    cfg = apply_overrides(load_yaml(args.config), args.overrides) if args.config else \
+        load_profile(args.profile, args.overrides)
+    run = fit(cfg, args.out, progress=not args.no_progress)
+    print(f"run directory: {run}")
+    print(json.dumps(json.loads((run / "test_metrics.json").read_text()), indent=1))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from mrife.train import build_loaders, build_splits, evaluate, load_run
+
+    cfg, model = load_run(args.run)
+    loader = build_loaders(cfg, build_splits(cfg))[args.split]
+    print(json.dumps(evaluate(model, loader, progress=True), indent=1))
+    return 0
+
+
+def _info(args) -> int:
+    import torch
+
+    from mrife import __version__
+    from mrife.train import _version
+
+    print(f"mrife {__version__}, python {platform.python_version()}")
+    for package in ("torch", "torchvision", "triton", "timm"):
+        print(f"{package:12s}{_version(package)}")
+    cuda = torch.cuda.is_available()
+    print(f"cuda        {'yes: ' + torch.cuda.get_device_name(0) if cuda else 'no'}; cpu threads {torch.get_num_threads()}")
+    print(f"profiles    {', '.join(sorted(PROFILES))}")
+    mirror = os.environ.get("MRIFE_DATA_MIRROR")
+    print(f"data mirror {mirror or 'not set (the Sichuan set is downloaded on first use)'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

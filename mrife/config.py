@@ -1,0 +1,255 @@
+"""Run configuration: typed dataclasses with the paper's defaults, and three profiles.
+
+Each field's metadata says where its default comes from: ``"paper"`` (the MRIFE paper
+fixes it, Table II and Sec. III-IV) or ``"project"`` (the paper is silent; the choice and
+its reason are in ``NOTES.md``). The dataclass defaults are the ``paper`` profile; the
+``cpu`` and ``smoke`` profiles shrink what a 2-core CPU cannot afford.
+
+Example:
+    >>> cfg = load_profile("smoke", overrides=["train.epochs=3", "model.name=segbranch"])
+    >>> save_yaml(cfg, "run.yaml"); cfg == load_yaml("run.yaml")
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+def paper(default, **kw):
+    """A field whose value the paper fixes."""
+    return field(default=default, metadata={"source": "paper"}, **kw)
+
+
+def project(default, **kw):
+    """A field the paper leaves open: the project's default (see NOTES.md)."""
+    return field(default=default, metadata={"source": "project"}, **kw)
+
+
+@dataclass
+class DataConfig:
+    """Where images come from and how they become model inputs."""
+
+    source: str = project("sichuan")  # "synthetic", "sichuan" or a folder with images/ and masks/
+    tile_size: int = project(512)  # pixels cut from a scene per sample
+    tile_stride: int = project(256)
+    input_size: int = paper(512)  # after zero-padding and scaling
+    equalize: bool = paper(True)  # histogram equalization
+    augment: bool = paper(True)  # flips and 90-degree rotations
+    split: tuple[float, float, float] = paper((0.6, 0.2, 0.2))  # by scene
+    split_seed: int = project(0)
+    # Synthetic source only (mrife.data.synthetic):
+    synthetic_scenes: int = project(40)
+    synthetic_size: int = project(256)
+    difficulty: float = project(0.5)  # visual blur, 0 (clear) to 1 (nearly invisible)
+    slide_fraction: float = project(0.75)
+
+
+@dataclass
+class ModelConfig:
+    """Which model, and its architecture (``mrife.models.build_model`` arguments)."""
+
+    name: str = paper("mrife")  # "mrife", "segbranch", "deeplabv3plus"
+    backbone: str = paper("resnet101")
+    pretrained: bool = paper(True)  # ImageNet weights when they can be downloaded
+    weights_path: str | None = project(None)  # local backbone state dict
+    block: int = paper(8)  # mask block = encoder output stride (Table V: 8 or 16)
+    fusion: str = paper("add")  # "add" or "concat" (Fig. 8)
+    fuse_train: str = project("student")  # features fused during training: "student" or "teacher"
+    ema_decay: float = paper(0.996)
+    dropout: float = project(0.1)
+
+
+@dataclass
+class MaskConfig:
+    """The mask module (Sec. III-C-1)."""
+
+    strategy: str = paper("edge+back")  # Table VI: "edge+back", "center+back", "all"
+    ratio: float = project(0.5)  # share of the edge blocks masked per image
+
+
+@dataclass
+class LossConfig:
+    """Eq. (8): alpha L_Reconst + beta L_Cons + gamma L_CE."""
+
+    alpha: float = project(1.0)
+    beta: float = project(1.0)
+    gamma: float = project(1.0)
+    temperature: float = project(0.07)
+
+
+@dataclass
+class TrainConfig:
+    """Optimizer and loop (Table II)."""
+
+    epochs: int = paper(100)
+    batch_size: int = paper(4)
+    lr: float = paper(0.007)
+    momentum: float = paper(0.9)
+    weight_decay: float = paper(0.0005)
+    workers: int = paper(4)
+    lr_power: float = project(0.9)  # poly schedule, DeepLab's
+    device: str = project("auto")  # "auto" (CUDA when present), "cpu", "cuda"
+
+
+@dataclass
+class RunConfig:
+    """Everything one training run depends on."""
+
+    profile: str = "paper"
+    seed: int = project(0)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# What each profile changes from the paper's settings.
+PROFILES: dict[str, list[str]] = {
+    "paper": [],
+    # The real Sichuan scenes at a size a 2-core CPU trains in minutes per run.
+    "cpu": [
+        "data.tile_size=256", "data.tile_stride=256", "data.input_size=128",
+        "model.backbone=resnet18", "model.pretrained=false",
+        "train.epochs=12", "train.batch_size=8", "train.workers=0",
+    ],
+    # The whole pipeline in seconds, on synthetic data: for CI and tests.
+    "smoke": [
+        "data.source=synthetic", "data.synthetic_scenes=12", "data.synthetic_size=128",
+        "data.tile_size=64", "data.tile_stride=64", "data.input_size=64",
+        "model.backbone=resnet18", "model.pretrained=false",
+        "train.epochs=2", "train.batch_size=4", "train.workers=0",
+    ],
+}
+
+# Fields that do not change what a run computes, left out of its hash.
+_NOT_HASHED = {"profile", "train.workers", "train.device"}
+
+
+def load_profile(name: str, overrides: typing.Sequence[str] = ()) -> RunConfig:
+    """The configuration of profile ``name`` with ``key=value`` overrides applied."""
+    if name not in PROFILES:
+        raise KeyError(f"unknown profile {name!r}; valid: {sorted(PROFILES)}")
+    cfg = RunConfig(profile=name)
+    return apply_overrides(cfg, [*PROFILES[name], *overrides])
+
+
+def apply_overrides(cfg: RunConfig, overrides: typing.Sequence[str]) -> RunConfig:
+    """Set ``section.key=value`` pairs (values parsed as YAML), checking names and types."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} is not of the form key=value (e.g. train.lr=0.01)")
+        target, name = _resolve(cfg, key.strip())
+        setattr(target, name, _coerce(key, yaml.safe_load(raw), _field_types(type(target))[name]))
+    return cfg
+
+
+def _resolve(cfg: RunConfig, key: str):
+    """The dataclass holding ``key`` and the field name in it."""
+    *path, name = key.split(".")
+    target = cfg
+    for part in path:
+        if not dataclasses.is_dataclass(getattr(target, part, None)):
+            raise KeyError(f"unknown config section {part!r} in {key!r}; valid: {_keys(cfg)}")
+        target = getattr(target, part)
+    types = _field_types(type(target))
+    if name not in types or dataclasses.is_dataclass(types[name]):
+        raise KeyError(f"unknown config key {key!r}; valid: {_keys(cfg)}")
+    return target, name
+
+
+def _field_types(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _keys(cfg) -> list[str]:
+    """Every settable dotted key of ``cfg``."""
+    out = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        out += [f"{f.name}.{k}" for k in _keys(value)] if dataclasses.is_dataclass(value) else [f.name]
+    return out
+
+
+def _coerce(key: str, value, hint):
+    """``value`` checked against the type ``hint``; ints pass as floats, lists as tuples."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if value is None and optional:
+        return None
+    base = next(a for a in args if a is not type(None)) if optional else hint
+    if base in (int, float) and isinstance(value, str):
+        try:  # YAML 1.1 reads "1e30" (no dot) as a string
+            value = float(value)
+        except ValueError:
+            pass
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if typing.get_origin(base) is tuple:
+        if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
+            return tuple(float(v) for v in value)
+    elif base is float and number:
+        return float(value)
+    elif base is int and number and float(value).is_integer():
+        return int(value)
+    elif base in (str, bool) and type(value) is base:
+        return value
+    name = getattr(base, "__name__", str(base))
+    raise TypeError(f"config key {key!r} expects {name}, got {value!r}")
+
+
+def to_dict(cfg: RunConfig) -> dict:
+    """Plain nested dict (tuples as lists), as written to YAML."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_dict(d: dict) -> RunConfig:
+    """Inverse of :func:`to_dict`; unknown keys raise with the valid ones listed."""
+    cfg = RunConfig()
+    flat = [f"{k}={json.dumps(v)}" for k, v in _flatten(d).items()]
+    return apply_overrides(cfg, flat)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def save_yaml(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def load_yaml(path: str | Path) -> RunConfig:
+    try:
+        d = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"cannot read config {path}: {err}") from err
+    return from_dict(d or {})
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """Ten hex digits identifying what a run computes (device and workers left out)."""
+    flat = {k: v for k, v in _flatten(to_dict(cfg)).items() if k not in _NOT_HASHED}
+    return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def describe(cfg: RunConfig) -> list[tuple[str, object, str]]:
+    """``(key, value, source)`` rows, source "paper" or "project": the book's Table II."""
+    rows = [("seed", cfg.seed, "project")]
+    for section in dataclasses.fields(cfg):
+        value = getattr(cfg, section.name)
+        if not dataclasses.is_dataclass(value):
+            continue
+        for f in dataclasses.fields(value):
+            rows.append((f"{section.name}.{f.name}", getattr(value, f.name), f.metadata.get("source", "")))
+    return rows

@@ -1,0 +1,84 @@
+"""A torch Dataset over tiles: the paper's preprocessing and augmentation (Sec. IV-A)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mrife.data.tiling import Tile
+from mrife.data.transforms import equalize as equalize_histogram
+from mrife.data.transforms import joint_flip_rot, normalize, pad_and_resize, to_uint8
+
+
+class TileDataset(Dataset):
+    """Tiles ready for the network.
+
+    Item i is {"image": float32 [3, S, S] normalized by ImageNet mean/std,
+    "mask": int64 [S, S] in {0, 1}, "scene": str} with S = input_size.
+
+    The deterministic part (per-channel histogram equalization, zero-padding to a
+    square, scaling to S x S) is computed once here and kept as uint8 (a quarter of the
+    float32 memory), so that an item only costs a flip, a rotation and a normalization.
+    Equalization comes before padding so that the zero padding does not enter the
+    histogram.
+
+    With augment, item i of epoch e is flipped horizontally and vertically with
+    probability 1/2 each and turned by k quarter turns, k uniform in 0..3, drawn from a
+    generator seeded by (seed, e, i): the same item of the same epoch is always the
+    same, whatever the worker or order. Call `set_epoch(e)` before each epoch (with
+    DataLoader workers, do not use persistent_workers, which keep an old copy).
+    """
+
+    def __init__(
+        self,
+        tiles: Sequence[Tile],
+        input_size: int,
+        equalize: bool = True,
+        augment: bool = False,
+        seed: int = 0,
+    ):
+        if len(tiles) == 0:
+            raise ValueError("TileDataset got no tiles; check the split or the data folder")
+        self.input_size = input_size
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self.scenes = [tile.scene for tile in tiles]
+        images = np.empty((len(tiles), 3, input_size, input_size), np.uint8)
+        masks = np.empty((len(tiles), input_size, input_size), np.uint8)
+        for i, tile in enumerate(tiles):
+            image = equalize_histogram(tile.image) if equalize else tile.image
+            image, mask = pad_and_resize(image, tile.mask, input_size)
+            images[i] = to_uint8(image).transpose(2, 0, 1)  # [S, S, 3] -> [3, S, S]
+            masks[i] = mask
+        self.images = torch.from_numpy(images)  # uint8 [N, 3, S, S]
+        self.masks = torch.from_numpy(masks)  # uint8 [N, S, S]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of this epoch."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def augmentation(self, index: int) -> tuple[bool, bool, int]:
+        """(hflip, vflip, k) of item `index` in the current epoch."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        hflip, vflip = rng.random(2) < 0.5
+        return bool(hflip), bool(vflip), int(rng.integers(4))
+
+    def __getitem__(self, index: int) -> dict:
+        image, mask = self.images[index], self.masks[index]
+        if self.augment:
+            image, mask = joint_flip_rot(image, mask, *self.augmentation(index))
+        image = normalize(image.float() / 255.0)
+        return {"image": image.contiguous(), "mask": mask.long().contiguous(), "scene": self.scenes[index]}
+
+    def __repr__(self) -> str:
+        return (
+            f"TileDataset({len(self)} tiles, {self.input_size}x{self.input_size}, "
+            f"augment={self.augment}, seed={self.seed}, epoch={self.epoch})"
+        )

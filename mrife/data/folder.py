@@ -1,0 +1,258 @@
+"""Reading a folder of image/mask pairs into `Scene`s, with errors that name the file.
+
+A data folder holds `images/` and `masks/`. A mask pairs with an image when their
+stems are equal (`a.png` with `a.png`, extensions may differ) or when the mask stem is
+the image stem with `Label` before its trailing number (the Sichuan set's rule:
+`Landslide001.png` with `LandslideLabel001.png`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+class DataError(ValueError):
+    """A data file or folder that cannot be used; the message names it and the fix."""
+
+
+class MissingDataError(DataError, FileNotFoundError):
+    """A file or folder that should exist does not (also a FileNotFoundError)."""
+
+
+@dataclass
+class Scene:
+    """One image with its landslide mask.
+
+    image: float32 [H, W, 3] in [0, 1]; mask: uint8 [H, W] in {0, 1} (1 = landslide).
+    """
+
+    name: str
+    image: np.ndarray
+    mask: np.ndarray
+
+    def __repr__(self) -> str:
+        h, w = self.mask.shape
+        return f"Scene({self.name!r}, {h}x{w}, landslide {self.mask.mean():.1%})"
+
+
+def _open(path: Path) -> Image.Image:
+    """Open and fully decode an image file, or raise a DataError naming it."""
+    try:
+        image = Image.open(path)
+        image.load()  # PIL decodes lazily: force it so truncated files fail here
+    except FileNotFoundError as err:
+        raise MissingDataError(f"{path}: file not found") from err
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        raise DataError(
+            f"{path}: unreadable image file ({err}); re-export it as PNG or remove it "
+            "together with its partner"
+        ) from err
+    return image
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as float32 [H, W, 3] in [0, 1].
+
+    RGB and RGBA (alpha dropped), palette, grayscale (repeated to 3 channels) and 16-bit
+    grayscale (divided by 65535) are accepted.
+    """
+    path = Path(path)
+    image = _open(path)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        # 16-bit grayscale (PIL may hand it out as 32-bit "I"): full scale is 65535
+        gray = np.asarray(image, dtype=np.float32) / 65535.0
+        if gray.min() < 0 or gray.max() > 1:
+            raise DataError(
+                f"{path}: integer image with values outside 0..65535; save it as 8- or "
+                "16-bit PNG"
+            )
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if image.mode == "F":
+        raise DataError(f"{path}: floating-point image; save it as 8- or 16-bit PNG")
+    if image.mode in ("L", "LA", "1"):
+        image = image.convert("L")
+        gray = np.asarray(image, dtype=np.float32) / 255.0
+        return np.repeat(gray[..., None], 3, axis=-1)
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def _mask_values(path: Path, image: Image.Image) -> np.ndarray:
+    """The mask as one integer per pixel [H, W]: grey level, palette index or packed RGB."""
+    if image.mode == "P":
+        # palette masks store class indices (index 0 = background, VOC style)
+        return np.asarray(image)
+    if image.mode in ("RGB", "RGBA", "CMYK", "YCbCr"):
+        rgb = np.asarray(image.convert("RGB")).astype(np.uint32)
+        # pack the colour into one integer so counting distinct colours is a 1-D unique
+        return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    if image.mode in ("LA", "1"):
+        image = image.convert("L")
+    if image.mode == "F":
+        raise DataError(f"{path}: floating-point mask; save it as 8-bit PNG with 0 and 1 or 255")
+    return np.asarray(image)
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a landslide mask as uint8 [H, W] in {0, 1}.
+
+    Accepts 0/1, 0/255 (any non-zero value) and colour-on-black RGB masks; 0 or black is
+    background. More than two distinct values (e.g. a JPEG-compressed mask) is an error.
+    """
+    path = Path(path)
+    values = _mask_values(path, _open(path))
+    distinct = np.unique(values)
+    if distinct.size > 2:
+        packed = values.dtype == np.uint32  # RGB colours packed by _mask_values
+        shown = ", ".join(
+            str((v >> 16, (v >> 8) & 255, v & 255)) if packed else str(v) for v in distinct[:6].tolist()
+        ) + (", ..." if distinct.size > 6 else "")
+        raise DataError(
+            f"{path}: mask has {distinct.size} distinct values ({shown}); a mask must hold "
+            "background 0 (black) and one landslide value. Save masks losslessly (PNG) "
+            "with 0/1, 0/255 or one colour on black"
+        )
+    if distinct.size == 2 and distinct[0] != 0:
+        raise DataError(
+            f"{path}: mask has two values and neither is 0 (black) background; "
+            "background must be 0"
+        )
+    return (values > 0).astype(np.uint8)
+
+
+def _natural_key(name: str) -> list:
+    """Sort `a2` before `a10`."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _list_images(folder: Path) -> dict[str, Path]:
+    """Image files of a folder by stem; two files with one stem is an error."""
+    files = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if path.stem in files:
+            raise DataError(
+                f"{files[path.stem]} and {path} share the name {path.stem!r}; keep only one"
+            )
+        files[path.stem] = path
+    return files
+
+
+def _image_stem(mask_stem: str) -> str:
+    """The image stem a mask belongs to: `LandslideLabel001` -> `Landslide001`."""
+    return re.sub(r"Label(?=\d+$)", "", mask_stem)
+
+
+def _pair(images: dict[str, Path], masks: dict[str, Path]) -> list[tuple[str, Path, Path]]:
+    """(name, image path, mask path) for every image, or a DataError for any lone file."""
+    by_image = {}
+    for stem, path in masks.items():
+        key = stem if stem in images else _image_stem(stem)
+        if key not in images:
+            raise DataError(
+                f"{path}: mask without an image; expected images/{key}.png (or another "
+                f"extension among {', '.join(IMAGE_SUFFIXES)}); add the image or remove the mask"
+            )
+        if key in by_image:
+            raise DataError(f"{by_image[key]} and {path} are both masks of image {images[key]}; keep one")
+        by_image[key] = path
+    pairs = []
+    for stem in sorted(images, key=_natural_key):
+        if stem not in by_image:
+            labelled = re.sub(r"(\d+)$", r"Label\1", stem)
+            expected = f"masks/{stem}.png" + (f" or masks/{labelled}.png" if labelled != stem else "")
+            raise DataError(
+                f"{images[stem]}: image without a mask; expected {expected}; add the mask "
+                "or remove the image"
+            )
+        pairs.append((stem, images[stem], by_image[stem]))
+    return pairs
+
+
+class FolderDataset:
+    """The scenes of a folder `root` holding `images/` and `masks/`.
+
+    Pairing and image sizes are checked when the folder is opened (file headers only);
+    pixels are read and checked when a scene is asked for.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        for sub in ("images", "masks"):
+            if not (self.root / sub).is_dir():
+                raise MissingDataError(
+                    f"{self.root / sub}: folder not found; a data folder holds images/ and "
+                    "masks/ with one mask per image"
+                )
+        images = _list_images(self.root / "images")
+        masks = _list_images(self.root / "masks")
+        if not images:
+            raise DataError(
+                f"{self.root / 'images'}: no image files ({', '.join(IMAGE_SUFFIXES)}); "
+                "put the images there"
+            )
+        self._pairs = _pair(images, masks)
+        for _, image_path, mask_path in self._pairs:
+            self._check_sizes(image_path, mask_path)
+
+    @staticmethod
+    def _check_sizes(image_path: Path, mask_path: Path) -> None:
+        sizes = []
+        for path in (image_path, mask_path):
+            try:
+                with Image.open(path) as image:  # reads the header only
+                    sizes.append(image.size)
+            except (OSError, UnidentifiedImageError, SyntaxError) as err:
+                raise DataError(
+                    f"{path}: unreadable image file ({err}); re-export it as PNG or remove "
+                    "it together with its partner"
+                ) from err
+        if sizes[0] != sizes[1]:
+            (wi, hi), (wm, hm) = sizes
+            raise DataError(
+                f"{mask_path}: mask is {wm}x{hm} (width x height) but its image {image_path} "
+                f"is {wi}x{hi}; resize the mask with nearest-neighbour to the image size"
+            )
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    @property
+    def names(self) -> list[str]:
+        """Scene names (image stems), in natural order."""
+        return [name for name, _, _ in self._pairs]
+
+    def paths(self, i: int) -> tuple[Path, Path]:
+        """(image path, mask path) of scene i."""
+        _, image_path, mask_path = self._pairs[i]
+        return image_path, mask_path
+
+    def scene(self, i: int) -> Scene:
+        """Read scene i: image float32 [H, W, 3] in [0, 1], mask uint8 [H, W] in {0, 1}."""
+        name, image_path, mask_path = self._pairs[i]
+        image, mask = read_image(image_path), read_mask(mask_path)
+        if image.shape[:2] != mask.shape:
+            raise DataError(
+                f"{mask_path}: mask is {mask.shape} but its image {image_path} is "
+                f"{image.shape[:2]} (height, width); resize the mask to the image size"
+            )
+        return Scene(name, image, mask)
+
+    def __getitem__(self, i: int) -> Scene:
+        return self.scene(i)
+
+    def scenes(self) -> list[Scene]:
+        """Read every scene (with a progress bar when there are many)."""
+        indices = range(len(self))
+        return [self.scene(i) for i in tqdm(indices, desc="reading scenes", disable=len(self) < 20)]
+
+    def __repr__(self) -> str:
+        return f"FolderDataset({str(self.root)!r}, {len(self)} scenes)"

@@ -1,0 +1,173 @@
+"""The three loss terms of MRIFE (paper Sec. III-C and III-D, Eqs. 2-8).
+
+Feature maps are ``[B, C, h, w]``; masked positions are flat indices into ``B*h*w``
+(``b * h*w + row * w + col``), as :class:`mrife.masking.BlockMasker` returns them.
+
+Errata applied (see ``NOTES.md``): the indicator of Eq. (5) is 1 for i != j; Eq. (7)
+is the ordinary cross-entropy; the mean of Eq. (2) is over the masked points of one
+image and the channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def gather_rows(feat: Tensor, idx: Tensor) -> Tensor:
+    """Feature rows at flat positions: ``[B, C, h, w]``, ``[N]`` -> ``[N, C]``."""
+    B, C, h, w = feat.shape
+    rows = feat.permute(0, 2, 3, 1).reshape(B * h * w, C)  # [B, C, h, w] -> [B*h*w, C]
+    return rows.index_select(0, idx)
+
+
+def reconstruction_loss(student: Tensor, teacher: Tensor, idx: Tensor) -> Tensor:
+    """Masked feature modelling, Eqs. (2)-(3).
+
+    For each image, the MSE between the student's features of the masked image and the
+    teacher's features of the original image at that image's masked positions (mean over
+    its N points and C channels), summed over the images of the batch.
+
+    Args:
+        student: ``[B, C, h, w]`` student feature map (masked images).
+        teacher: ``[B, C, h, w]`` teacher feature map (original images); no gradient flows
+            into it.
+        idx: ``[N]`` int64 flat indices of all masked blocks (both classes).
+
+    Returns:
+        A scalar; 0 (with a zero gradient) when ``idx`` is empty.
+    """
+    if idx.numel() == 0:
+        return student.sum() * 0.0
+    B, _, h, w = student.shape
+    sq = (gather_rows(student, idx) - gather_rows(teacher, idx).detach()).pow(2).mean(1)  # [N]
+    image = idx // (h * w)
+    per_image_sum = torch.zeros(B, dtype=sq.dtype, device=sq.device).index_add_(0, image, sq)
+    count = torch.bincount(image, minlength=B).to(sq.dtype)
+    return (per_image_sum / count.clamp(min=1)).sum()
+
+
+def supervised_contrastive(pos: Tensor, neg: Tensor, temperature: float = 0.07) -> Tensor:
+    """Supervised contrastive loss of Eqs. (4)-(5), with the indicator corrected.
+
+    Rows are L2-normalized here. With ``s = cos / temperature``, anchor ``i`` of ``pos``
+    has ``L_i = -(1/N) sum_{j != i} log( exp(s_ij) / (exp(s_ij) + sum_k exp(s_ik)) )``,
+    ``j`` over ``pos`` and ``k`` over ``neg``; the result is ``sum_i L_i``.
+    This eager version is the reference that the Triton kernel in ``mrife.kernels``
+    matches; it holds two ``[N, N]`` and ``[N, M]`` buffers.
+
+    Args:
+        pos: ``[N, C]`` class-1 (landslide edge) feature rows: anchors and positives.
+        neg: ``[M, C]`` class-0 (background) feature rows: negatives.
+        temperature: tau of Eq. (5) (0.07 by default, SupCon's).
+
+    Returns:
+        A scalar (float32 at least); 0 with a zero gradient when ``N < 2`` or ``M == 0``.
+    """
+    N, M = pos.shape[0], neg.shape[0]
+    if N < 2 or M == 0:
+        return (pos.sum() + neg.sum()) * 0.0
+    dtype = torch.promote_types(pos.dtype, torch.float32)
+    p = F.normalize(pos.to(dtype), dim=1)
+    n = F.normalize(neg.to(dtype), dim=1)
+    s_pos = p @ p.T / temperature  # [N, N]
+    s_neg = p @ n.T / temperature  # [N, M]
+    log_neg_sum = torch.logsumexp(s_neg, dim=1, keepdim=True)  # [N, 1]
+    # log(e^s / (e^s + e^L)) = s - logaddexp(s, L): stable for any temperature.
+    log_ratio = s_pos - torch.logaddexp(s_pos, log_neg_sum)  # [N, N]
+    off_diag = ~torch.eye(N, dtype=torch.bool, device=pos.device)
+    return -(log_ratio * off_diag).sum() / N
+
+
+def sfce_loss(
+    student: Tensor,
+    teacher: Tensor,
+    idx_pos: Tensor,
+    idx_neg: Tensor,
+    temperature: float = 0.07,
+) -> Tensor:
+    """Semantic feature contrast enhancement, Eq. (6), summed over the pairs of a batch.
+
+    Images ``(0, 1), (2, 3), ...`` form pairs. For pair ``(a, b)`` the contrast set joins
+    the student's features of masked image ``a`` and the teacher's features of original
+    image ``b``, each at that image's masked positions; edge rows are class 1 and
+    background rows class 0. ``L_cons_1`` (a -> b) and ``L_cons_2`` (b -> a) are summed.
+    The gather, normalization and loss run in :func:`mrife.kernels.masked_supcon`
+    (a Triton kernel on CUDA, the eager reference on CPU).
+
+    Args:
+        student, teacher: ``[B, C, h, w]`` feature maps (teacher: no gradient).
+        idx_pos, idx_neg: int64 flat indices of the masked class-1 / class-0 blocks.
+        temperature: tau.
+
+    Returns:
+        A scalar; 0 when the batch holds no complete pair.
+    """
+    from mrife.kernels import masked_supcon
+
+    B, _, h, w = student.shape
+    img_pos, img_neg = idx_pos // (h * w), idx_neg // (h * w)
+    total = student.sum() * 0.0
+    for a in range(0, B - 1, 2):
+        for src, dst in ((a, a + 1), (a + 1, a)):
+            s_idx = torch.cat([idx_pos[img_pos == src], idx_neg[img_neg == src]])
+            t_idx = torch.cat([idx_pos[img_pos == dst], idx_neg[img_neg == dst]])
+            s_lab = _labels(img_pos == src, img_neg == src)
+            t_lab = _labels(img_pos == dst, img_neg == dst)
+            total = total + masked_supcon(
+                student, s_idx, s_lab, teacher.detach(), t_idx, t_lab, temperature=temperature
+            )
+    return total
+
+
+def _labels(is_pos: Tensor, is_neg: Tensor) -> Tensor:
+    """Class labels ``[n_pos + n_neg]`` (1 then 0) for rows concatenated as pos, neg."""
+    n_pos, n_neg = int(is_pos.sum()), int(is_neg.sum())
+    lab = torch.zeros(n_pos + n_neg, dtype=torch.int64, device=is_pos.device)
+    lab[:n_pos] = 1
+    return lab
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of Eq. (8): ``alpha L_Reconst + beta L_Cons + gamma L_CE`` (NOTES.md: 1, 1, 1)."""
+
+    alpha: float = 1.0
+    beta: float = 1.0
+    gamma: float = 1.0
+
+
+def joint_loss(
+    logits: Tensor,
+    target: Tensor,
+    student: Tensor | None = None,
+    teacher: Tensor | None = None,
+    idx_pos: Tensor | None = None,
+    idx_neg: Tensor | None = None,
+    weights: LossWeights = LossWeights(),
+    temperature: float = 0.07,
+) -> dict[str, Tensor]:
+    """Eq. (8) with every term reported separately.
+
+    Args:
+        logits: ``[B, 2, H, W]`` segmentation logits.
+        target: ``[B, H, W]`` int64 labels in {0, 1}.
+        student, teacher, idx_pos, idx_neg: the enhancement branch's outputs and the
+            masker's index lists; omit them (segmentation-only models) and only the
+            cross-entropy is computed. A zero weight skips its term.
+
+    Returns:
+        ``{"loss", "ce", "reconst", "cons"}``: scalars; ``loss`` is the weighted sum.
+    """
+    ce = F.cross_entropy(logits, target)
+    zero = ce.detach() * 0.0
+    reconst, cons = zero, zero
+    if student is not None and weights.alpha:
+        reconst = reconstruction_loss(student, teacher, torch.cat([idx_pos, idx_neg]))
+    if student is not None and weights.beta:
+        cons = sfce_loss(student, teacher, idx_pos, idx_neg, temperature)
+    loss = weights.alpha * reconst + weights.beta * cons + weights.gamma * ce
+    return {"loss": loss, "ce": ce, "reconst": reconst, "cons": cons}

@@ -1,0 +1,123 @@
+"""The mask module of MRIFE (paper Sec. III-C-1, Fig. 2).
+
+An image of ``H x W`` pixels is cut into ``b x b`` blocks, ``b`` equal to the encoder's
+output stride, so that block ``(r, c)`` is feature point ``(r, c)`` of the feature map.
+Each block is classified by its number ``n`` of landslide pixels: background
+(``n < 0.1 b^2``), interior (``n > 0.9 b^2``) or edge (otherwise). The masker then zeroes
+an equal number of class-1 and class-0 blocks per image and records where
+(the paper's ``maskList_1`` and ``maskList_0``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+BACKGROUND, EDGE, INTERIOR = 0, 1, 2
+
+# Which block classes are masked as class 1 for each strategy (Table VI); class 0 is
+# always background. "all" masks landslide blocks of both kinds against background.
+STRATEGIES = {"edge+back": (EDGE,), "center+back": (INTERIOR,), "all": (EDGE, INTERIOR)}
+
+
+def classify_blocks(mask: Tensor, block: int = 8) -> Tensor:
+    """Classify the ``block x block`` blocks of a binary mask.
+
+    Args:
+        mask: ``[H, W]`` or ``[B, H, W]`` with values in {0, 1}; H and W divisible by ``block``.
+        block: block size in pixels (8 in the paper; 16 in Table V).
+
+    Returns:
+        int64 ``[h, w]`` or ``[B, h, w]`` (``h = H / block``): 0 background, 1 edge,
+        2 interior. For ``block = 8``: ``n < 7``, ``7 <= n <= 57``, ``n > 57``.
+    """
+    if mask.dim() not in (2, 3):
+        raise ValueError(f"mask must be [H, W] or [B, H, W], got shape {tuple(mask.shape)}")
+    H, W = mask.shape[-2:]
+    if H % block or W % block:
+        raise ValueError(
+            f"mask size {H}x{W} is not divisible by the block size {block}: pad it to "
+            f"{-(-H // block) * block}x{-(-W // block) * block}"
+        )
+    m = mask.reshape(-1, 1, H, W).float()
+    counts = F.avg_pool2d(m, block, divisor_override=1).round().long()[:, 0]  # [B, h, w]
+    area = block * block
+    classes = torch.full_like(counts, EDGE)
+    classes[counts * 10 < area] = BACKGROUND  # n < 0.1 b^2, in integers
+    classes[counts * 10 > 9 * area] = INTERIOR  # n > 0.9 b^2
+    return classes if mask.dim() == 3 else classes[0]
+
+
+class MaskedBatch(NamedTuple):
+    """What the masker returns.
+
+    Attributes:
+        images: ``[B, 3, H, W]`` the input with the chosen blocks set to 0.
+        idx_pos: int64 ``[N1]`` flat indices into ``B*h*w`` of the masked class-1 blocks
+            (``maskList_1``), ``b * h*w + r * w + c``.
+        idx_neg: int64 ``[N0]`` the same for the masked class-0 blocks (``maskList_0``);
+            per image as many as class 1.
+        classes: int64 ``[B, h, w]`` the block classes (0/1/2).
+    """
+
+    images: Tensor
+    idx_pos: Tensor
+    idx_neg: Tensor
+    classes: Tensor
+
+
+class BlockMasker:
+    """Masks an equal number of landslide and background blocks per image.
+
+    Per image with ``E`` candidate class-1 blocks and ``G`` background blocks, it masks
+    ``n = min(max(1, round(ratio * E)), G)`` of each (0 when ``E == 0``: a landslide-free
+    image is left intact and contributes nothing to the auxiliary losses).
+
+    Args:
+        block: block size in pixels; must equal the encoder's output stride (8 or 16).
+        strategy: ``"edge+back"`` (paper default), ``"center+back"`` or ``"all"`` (Table VI).
+        ratio: share of the candidate class-1 blocks masked (NOTES.md: one half).
+        seed: seed of the masker's own generator (draws are reproducible per call order).
+    """
+
+    def __init__(self, block: int = 8, strategy: str = "edge+back", ratio: float = 0.5, seed: int = 0):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown mask strategy {strategy!r}; valid: {sorted(STRATEGIES)}")
+        if not 0.0 < ratio <= 1.0:
+            raise ValueError(f"mask ratio must be in (0, 1], got {ratio}")
+        self.block, self.strategy, self.ratio = block, strategy, ratio
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, images: Tensor, masks: Tensor) -> MaskedBatch:
+        """Mask a batch: ``images [B, 3, H, W]`` (normalized), ``masks [B, H, W]`` in {0, 1}."""
+        if images.dim() != 4 or masks.shape != (images.shape[0], *images.shape[-2:]):
+            raise ValueError(
+                f"expected images [B, 3, H, W] and masks [B, H, W], got {tuple(images.shape)} "
+                f"and {tuple(masks.shape)}"
+            )
+        classes = classify_blocks(masks, self.block)  # [B, h, w]
+        B, h, w = classes.shape
+        flat = classes.reshape(B, h * w).cpu()
+        is_pos = torch.isin(flat, torch.tensor(STRATEGIES[self.strategy]))
+        pos, neg = [], []
+        for b in range(B):
+            p, n = self._sample(is_pos[b], flat[b] == BACKGROUND)
+            pos.append(p + b * h * w)
+            neg.append(n + b * h * w)
+        idx_pos = torch.cat(pos).to(images.device)
+        idx_neg = torch.cat(neg).to(images.device)
+        keep = torch.ones(B * h * w, device=images.device, dtype=images.dtype)
+        keep[torch.cat([idx_pos, idx_neg])] = 0
+        keep = keep.view(B, 1, h, w).repeat_interleave(self.block, 2).repeat_interleave(self.block, 3)
+        return MaskedBatch(images * keep, idx_pos, idx_neg, classes)
+
+    def _sample(self, is_pos: Tensor, is_neg: Tensor) -> tuple[Tensor, Tensor]:
+        """Equal-sized random draws (flat indices within one image) from two block sets."""
+        cand_pos, cand_neg = is_pos.nonzero()[:, 0], is_neg.nonzero()[:, 0]
+        n = 0 if len(cand_pos) == 0 else min(max(1, round(self.ratio * len(cand_pos))), len(cand_neg))
+        pick_pos = torch.randperm(len(cand_pos), generator=self.generator)[:n]
+        pick_neg = torch.randperm(len(cand_neg), generator=self.generator)[:n]
+        return cand_pos[pick_pos].sort().values, cand_neg[pick_neg].sort().values

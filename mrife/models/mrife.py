@@ -1,0 +1,196 @@
+"""MRIFE: segmentation branch + teacher-student enhancement branch + fusion + decoder (paper Sec. III).
+
+- Segmentation branch (III-B): `seg_encoder` on the original image.
+- Feature enhancement branch (III-C): `student` on the masked image, `teacher` on
+  the original image; the teacher is the EMA of the student (Eq. 1, decay 0.996),
+  buffers (BN running statistics) included, and never receives gradients.
+- Fusion module and decoder (III-D): point-wise addition of the enhancement
+  features to the segmentation features (concatenation + 1x1 conv is the
+  alternative of Fig. 8), then the transposed-conv decoder.
+
+During training the decoder sees the student's features of the masked image by
+default, so cross-entropy also trains the student (NOTES.md: "which features are
+fused during training"); at test time it sees the teacher's features of the
+original image, as the paper says.
+
+The teacher is a timm `ModelEmaV3` registered as the submodule `teacher_ema`
+(so `state_dict()` and `.to()` carry it); `model.teacher` is its encoder. Its
+parameters have `requires_grad=False` but still appear in `model.parameters()`:
+build optimizers from `model.trainable_parameters()`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+import torch
+from timm.utils import ModelEmaV3
+from torch import nn
+
+from .decoder import Decoder
+from .encoder import Encoder, check_input
+
+FUSIONS = ("add", "concat")
+FUSE_TRAIN = ("student", "teacher")
+BLOCKS = (8, 16)
+
+
+class MRIFEOutput(NamedTuple):
+    """What MRIFE returns in training mode (the losses need all three)."""
+
+    logits: torch.Tensor  # [B, num_classes, H, W]
+    student: torch.Tensor  # [B, C, h, w]: student(masked), h = H / block
+    teacher: torch.Tensor  # [B, C, h, w]: teacher(x), computed without gradient
+
+
+class Fusion(nn.Module):
+    """Fuse segmentation and enhancement features [B, C, h, w] x 2 -> [B, C, h, w].
+
+    "add": point-wise addition (the paper's); "concat": concatenation then a 1x1
+    conv back to C channels (the rejected alternative of Fig. 8).
+    """
+
+    def __init__(self, mode: str = "add", channels: int = 256):
+        super().__init__()
+        if mode not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {mode!r}")
+        self.mode = mode
+        self.conv = nn.Conv2d(2 * channels, channels, 1) if mode == "concat" else None
+
+    def forward(self, seg: torch.Tensor, enhanced: torch.Tensor) -> torch.Tensor:
+        if self.conv is None:
+            return seg + enhanced
+        return self.conv(torch.cat([seg, enhanced], dim=1))  # [B, 2C, h, w] -> [B, C, h, w]
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
+
+
+class SegBranch(nn.Module):
+    """The segmentation branch alone ("B (seg branch)"): image [B, 3, H, W] -> logits [B, K, H, W]."""
+
+    def __init__(self, encoder: Encoder, decoder: Decoder):
+        super().__init__()
+        if encoder.output_stride != decoder.output_stride:
+            raise ValueError(
+                f"encoder output stride {encoder.output_stride} != decoder output stride {decoder.output_stride}"
+            )
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))  # [B, 3, H, W] -> [B, C, h, w] -> [B, K, H, W]
+
+
+def build_segbranch(
+    backbone: str = "resnet18",
+    pretrained: bool = False,
+    weights_path: str | Path | None = None,
+    block: int = 8,
+    dropout: float = 0.1,
+    num_classes: int = 2,
+) -> SegBranch:
+    """The segmentation branch with MRIFE's encoder and decoder (the ablation's "B").
+
+    `block` is the output stride (8 or 16), named as in `MRIFE` so one config serves both.
+    """
+    encoder = Encoder(backbone, block, pretrained, weights_path)
+    return SegBranch(encoder, Decoder(encoder.out_channels, num_classes, block, dropout))
+
+
+class MRIFE(nn.Module):
+    """The full model. Eval: x -> logits; train: (x, masked) -> `MRIFEOutput`.
+
+    Args:
+        backbone: timm ResNet name (the paper: "resnet101").
+        pretrained: ImageNet weights via timm (random init with a warning when offline).
+        weights_path: local backbone state dict for all encoders (wins over `pretrained`).
+        block: masking block size = output stride of all encoders (8 or 16).
+        fusion: "add" (paper) or "concat".
+        fuse_train: features fused with the segmentation features during training,
+            "student" (student(masked), the project's default) or "teacher" (teacher(x)).
+        ema_decay: lambda of Eq. (1), theta_t <- lambda theta_t + (1 - lambda) theta_s.
+        dropout: decoder dropout.
+        num_classes: output classes (2: background, landslide).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        pretrained: bool = False,
+        weights_path: str | Path | None = None,
+        block: int = 8,
+        fusion: str = "add",
+        fuse_train: str = "student",
+        ema_decay: float = 0.996,
+        dropout: float = 0.1,
+        num_classes: int = 2,
+    ):
+        super().__init__()
+        if block not in BLOCKS:
+            raise ValueError(f"block must be one of {BLOCKS} (it is the encoders' output stride), got {block!r}")
+        if fuse_train not in FUSE_TRAIN:
+            raise ValueError(f"fuse_train must be one of {FUSE_TRAIN}, got {fuse_train!r}")
+        if not 0.0 <= ema_decay <= 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1], got {ema_decay!r}")
+        self.block = block
+        self.fuse_train = fuse_train
+        self.seg_encoder = Encoder(backbone, block, pretrained, weights_path)
+        # Same architecture, separate parameters. When the download already failed
+        # for seg_encoder, do not wait for it to fail again (timm retries for ~50 s).
+        pretrained = pretrained and self.seg_encoder.pretrained_loaded
+        self.student = Encoder(backbone, block, pretrained, weights_path)
+        # ModelEmaV3 deep-copies the student (teacher starts equal to it, as in DINO),
+        # and its update lerps every floating state_dict entry: weights and BN buffers.
+        self.teacher_ema = ModelEmaV3(self.student, decay=ema_decay)
+        self.teacher_ema.requires_grad_(False)
+        channels = self.seg_encoder.out_channels
+        self.fuse = Fusion(fusion, channels)
+        self.decoder = Decoder(channels, num_classes, block, dropout)
+
+    @property
+    def teacher(self) -> Encoder:
+        """The teacher encoder (EMA of the student; lives in `teacher_ema.module`)."""
+        return self.teacher_ema.module
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        """Every parameter except the teacher's: what the optimizer should update."""
+        teacher = {id(p) for p in self.teacher_ema.parameters()}
+        return (p for p in self.parameters() if id(p) not in teacher)
+
+    def train(self, mode: bool = True) -> "MRIFE":
+        """Set train/eval mode; the teacher stays in eval mode (EMA'd BN statistics, no dropout)."""
+        super().train(mode)
+        self.teacher_ema.eval()
+        return self
+
+    @torch.no_grad()
+    def update_teacher(self) -> None:
+        """EMA step of Eq. (1) on weights and buffers: theta_t <- d theta_t + (1 - d) theta_s."""
+        self.teacher_ema.update(self.student)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Segmentation and teacher features of the original image, each [B, C, H/block, W/block]."""
+        check_input(x, self.block, type(self).__name__)
+        return self.seg_encoder(x), self.teacher(x)
+
+    def forward(self, x: torch.Tensor, masked: torch.Tensor | None = None) -> torch.Tensor | MRIFEOutput:
+        """Eval: logits [B, K, H, W] = decoder(fuse(seg(x), teacher(x))); `masked` is not used.
+
+        Train: `masked` (the masked images, same shape as x) is required; returns
+        MRIFEOutput(logits, student(masked), teacher(x)).
+        """
+        check_input(x, self.block, type(self).__name__)
+        if not self.training:
+            return self.decoder(self.fuse(*self.features(x)))
+        if masked is None:
+            raise ValueError("MRIFE in training mode needs the masked images: model(x, masked)")
+        if masked.shape != x.shape:
+            raise ValueError(f"masked images {tuple(masked.shape)} must have the shape of x {tuple(x.shape)}")
+        seg = self.seg_encoder(x)  # [B, C, h, w]
+        student = self.student(masked)  # [B, C, h, w]
+        with torch.no_grad():
+            teacher = self.teacher(x)  # [B, C, h, w], target of the MFM and SFCE losses
+        enhanced = student if self.fuse_train == "student" else teacher
+        return MRIFEOutput(self.decoder(self.fuse(seg, enhanced)), student, teacher)

@@ -1,0 +1,107 @@
+"""The mask module: block thresholds (paper Sec. III-C-1) and the masker's draws."""
+
+import pytest
+import torch
+
+from mrife.masking import BACKGROUND, EDGE, INTERIOR, BlockMasker, classify_blocks
+
+
+def block_with(n: int, block: int = 8) -> torch.Tensor:
+    """A ``[block, block]`` mask with exactly ``n`` landslide pixels."""
+    m = torch.zeros(block * block, dtype=torch.long)
+    m[:n] = 1
+    return m.view(block, block)
+
+
+@pytest.mark.parametrize("n, expected", [(0, BACKGROUND), (6, BACKGROUND), (7, EDGE), (57, EDGE),
+                                         (58, INTERIOR), (64, INTERIOR)])
+def test_thresholds_block8(n, expected):
+    got = int(classify_blocks(block_with(n))[0, 0])
+    assert got == expected, f"{n} landslide pixels in an 8x8 block should be class {expected}, got {got}"
+
+
+@pytest.mark.parametrize("n, expected", [(25, BACKGROUND), (26, EDGE), (230, EDGE), (231, INTERIOR)])
+def test_thresholds_block16(n, expected):
+    # 0.1 * 256 = 25.6 and 0.9 * 256 = 230.4
+    got = int(classify_blocks(block_with(n, 16), block=16)[0, 0])
+    assert got == expected, f"{n} pixels in a 16x16 block should be class {expected}, got {got}"
+
+
+def test_classify_batch_layout():
+    mask = torch.zeros(2, 16, 24, dtype=torch.long)
+    mask[1, 8:16, 16:24] = 1  # image 1, block (1, 2) full
+    mask[0, 0:4, 0:8] = 1  # image 0, block (0, 0) half
+    classes = classify_blocks(mask)
+    assert classes.shape == (2, 2, 3), f"expected [2, 2, 3] block classes, got {tuple(classes.shape)}"
+    assert classes[1, 1, 2] == INTERIOR and classes[0, 0, 0] == EDGE
+    assert int((classes != BACKGROUND).sum()) == 2, "only the two filled blocks should be non-background"
+
+
+def test_classify_rejects_indivisible_size():
+    with pytest.raises(ValueError, match="pad it to 16x16"):
+        classify_blocks(torch.zeros(12, 16), block=8)
+
+
+def random_blobs(B=3, H=64, W=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(B, 1, H // 16, W // 16, generator=g)
+    up = torch.nn.functional.interpolate(coarse, size=(H, W), mode="bilinear", align_corners=False)
+    return (up[:, 0] > 0.55).long()
+
+
+@pytest.mark.parametrize("strategy, pos_classes", [("edge+back", {EDGE}), ("center+back", {INTERIOR}),
+                                                   ("all", {EDGE, INTERIOR})])
+@pytest.mark.parametrize("block", [8, 16])
+def test_masker_counts_and_indices(strategy, pos_classes, block):
+    masks = random_blobs()
+    images = torch.randn(3, 3, 64, 64)
+    out = BlockMasker(block, strategy, seed=1)(images, masks)
+    B, h, w = out.classes.shape
+    flat = out.classes.reshape(-1)
+    assert set(flat[out.idx_pos].tolist()) <= pos_classes, "maskList_1 holds blocks of the wrong class"
+    assert set(flat[out.idx_neg].tolist()) <= {BACKGROUND}, "maskList_0 must hold background blocks only"
+    for b in range(B):
+        n_pos = int((out.idx_pos // (h * w) == b).sum())
+        n_neg = int((out.idx_neg // (h * w) == b).sum())
+        assert n_pos == n_neg, f"image {b}: {n_pos} class-1 vs {n_neg} class-0 blocks masked"
+        candidates = int(torch.isin(out.classes[b], torch.tensor(sorted(pos_classes))).sum())
+        if candidates:
+            assert n_pos >= 1, f"image {b} has {candidates} candidate blocks but none was masked"
+    # The masked blocks, and only they, are zero in the output image.
+    zeroed = (out.images == 0).all(1)  # [B, H, W]
+    per_block = zeroed.reshape(B, h, block, w, block).all(4).all(2).reshape(-1)
+    expected = torch.zeros(B * h * w, dtype=torch.bool)
+    expected[torch.cat([out.idx_pos, out.idx_neg])] = True
+    assert torch.equal(per_block, expected), "zeroed blocks differ from the recorded mask lists"
+    kept = ~zeroed
+    assert torch.equal(out.images[kept.unsqueeze(1).expand_as(images)], images[kept.unsqueeze(1).expand_as(images)])
+
+
+def test_masker_half_of_edges_and_caps():
+    mask = torch.zeros(1, 32, 32, dtype=torch.long)
+    mask[0, :4, :] = 1  # 4 edge blocks in the top row, 12 background blocks
+    out = BlockMasker(8)(torch.ones(1, 3, 32, 32), mask)
+    assert len(out.idx_pos) == 2, f"half of 4 edge blocks should be masked, got {len(out.idx_pos)}"
+    full = torch.ones(1, 32, 32, dtype=torch.long)
+    full[0, :4, :] = 0  # 4 edge-ish blocks, no background block at all
+    out = BlockMasker(8)(torch.ones(1, 3, 32, 32), full)
+    assert len(out.idx_pos) == len(out.idx_neg) == 0, "without background blocks nothing can be paired"
+
+
+def test_masker_leaves_slide_free_image_intact():
+    images = torch.randn(1, 3, 32, 32)
+    out = BlockMasker(8)(images, torch.zeros(1, 32, 32, dtype=torch.long))
+    assert len(out.idx_pos) == 0 and torch.equal(out.images, images)
+
+
+def test_masker_is_seeded():
+    masks, images = random_blobs(), torch.randn(3, 3, 64, 64)
+    a, b = BlockMasker(seed=5)(images, masks), BlockMasker(seed=5)(images, masks)
+    c = BlockMasker(seed=6)(images, masks)
+    assert torch.equal(a.idx_pos, b.idx_pos) and torch.equal(a.idx_neg, b.idx_neg), "same seed, other draw"
+    assert not (torch.equal(a.idx_pos, c.idx_pos) and torch.equal(a.idx_neg, c.idx_neg)), "seed ignored"
+
+
+def test_masker_rejects_bad_strategy():
+    with pytest.raises(ValueError, match="edge\\+back"):
+        BlockMasker(strategy="edges")

@@ -1,0 +1,307 @@
+"""Tests of mrife.models: one shared tester over every model, then MRIFE specifics.
+
+resnet18 and tiny inputs (batch 2, 64 x 64 or so) keep the file fast on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import timm
+import torch
+
+from mrife.models import (
+    MODEL_NAMES,
+    MRIFE,
+    DeepLabV3Plus,
+    Decoder,
+    Encoder,
+    MRIFEOutput,
+    SegBranch,
+    build_model,
+)
+from mrife.models import encoder as encoder_module
+
+STRIDES = (8, 16)
+
+
+def make(name: str, stride: int = 8, **kw) -> torch.nn.Module:
+    """Build `name` at output stride (= MRIFE block) `stride` with a fixed seed."""
+    torch.manual_seed(0)
+    key = "output_stride" if name == "deeplabv3plus" else "block"
+    return build_model(name, **{key: stride}, **kw)
+
+
+def forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits of any model in its current mode (MRIFE in train mode needs a masked image)."""
+    if isinstance(model, MRIFE) and model.training:
+        masked = x.clone()
+        masked[..., :8, :8] = 0.0  # one masked 8 x 8 block
+        return model(x, masked).logits
+    return model(x)
+
+
+def trainable(model: torch.nn.Module):
+    return list(model.trainable_parameters()) if isinstance(model, MRIFE) else list(model.parameters())
+
+
+def images(b: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(b, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+# ---------------------------------------------------------------- shared model tester
+
+
+@pytest.mark.parametrize("stride", STRIDES)
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_eval_logits_have_input_size(name, stride):
+    model = make(name, stride).eval()
+    for h, w in [(64, 96), (128, 64)]:  # not square; divisible by 16 as MRIFE at block 16 needs
+        with torch.no_grad():
+            y = model(images(2, h, w))
+        expected = (2, 2, h, w)
+        assert y.shape == expected, f"{name} at stride {stride}: expected logits {expected}, got {tuple(y.shape)}"
+        assert torch.isfinite(y).all(), f"{name}: expected finite logits"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_backward_reaches_every_trainable_parameter(name):
+    model = make(name).train()
+    target = torch.randint(0, 2, (2, 64, 64), generator=torch.Generator().manual_seed(1))
+    loss = torch.nn.functional.cross_entropy(forward(model, images(2, 64, 64)), target)
+    loss.backward()
+    trainable_ids = {id(p) for p in trainable(model)}
+    for n, p in model.named_parameters():
+        if id(p) in trainable_ids:
+            assert p.grad is not None, f"{name}: expected a gradient for trainable parameter {n}"
+            assert torch.isfinite(p.grad).all(), f"{name}: expected a finite gradient for {n}"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_size_not_divisible_by_stride_names_the_padded_size(name):
+    model = make(name).eval()
+    with pytest.raises(ValueError, match=r"60 x 64.*pad the input to 64 x 64"):
+        model(images(1, 60, 64))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_stride_16_rejects_sizes_only_divisible_by_8(name):
+    model = make(name, 16).eval()
+    with pytest.raises(ValueError, match=r"40 x 64.*48 x 64"):
+        model(images(1, 40, 64))
+
+
+# ---------------------------------------------------------------- parts
+
+
+@pytest.mark.parametrize("stride, rate", [(8, 12), (16, 6)])
+def test_encoder_output_shape_and_aspp_rates(stride, rate):
+    enc = Encoder("resnet18", output_stride=stride).eval()
+    with torch.no_grad():
+        f = enc(images(2, 64, 96))
+    expected = (2, 256, 64 // stride, 96 // stride)
+    assert f.shape == expected, f"expected features {expected}, got {tuple(f.shape)}"
+    assert enc.out_channels == 256 and enc.output_stride == stride, "expected out_channels 256 and the given stride"
+    dilation = enc.aspp.branches[1][0].dilation
+    assert dilation == (rate, rate), f"expected the first atrous rate {rate} at OS {stride}, got {dilation}"
+
+
+@pytest.mark.parametrize("stride", STRIDES)
+def test_decoder_upsamples_by_exactly_the_stride(stride):
+    y = Decoder(256, 2, stride).eval()(torch.randn(2, 256, 3, 5))
+    expected = (2, 2, 3 * stride, 5 * stride)
+    assert y.shape == expected, f"expected logits {expected}, got {tuple(y.shape)}"
+
+
+def test_segbranch_rejects_mismatched_strides():
+    with pytest.raises(ValueError, match="output stride"):
+        SegBranch(Encoder(output_stride=8), Decoder(output_stride=16))
+
+
+# ---------------------------------------------------------------- MRIFE teacher and EMA
+
+
+def test_teacher_is_not_trainable_and_stays_in_eval_mode():
+    model = make("mrife").train()
+    teacher_ids = {id(p) for p in model.teacher.parameters()}
+    assert teacher_ids, "expected the teacher to have parameters"
+    trainable_ids = {id(p) for p in model.trainable_parameters()}
+    assert not teacher_ids & trainable_ids, "expected no teacher parameter among trainable_parameters()"
+    assert not any(p.requires_grad for p in model.teacher.parameters()), "expected teacher requires_grad=False"
+    assert not any(m.training for m in model.teacher.modules()), "expected the teacher in eval mode after model.train()"
+    assert model.student.training and model.seg_encoder.training, "expected student and seg encoder in train mode"
+    n_student = sum(p.numel() for p in model.student.parameters())
+    n_teacher = sum(p.numel() for p in model.teacher.parameters())
+    assert n_student == n_teacher, "expected the teacher to have the student's architecture"
+
+
+def test_ema_update_follows_equation_one_for_weights_and_buffers():
+    model = make("mrife")
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # perturb the student so it differs from the teacher
+        for t in list(model.student.parameters()) + [b for b in model.student.buffers() if b.is_floating_point()]:
+            t.add_(torch.rand(t.shape, generator=gen))
+    before_t = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+    student = {k: v.clone() for k, v in model.student.state_dict().items()}
+    model.update_teacher()
+    after = model.teacher.state_dict()
+    named = ["backbone.conv1.weight", "backbone.bn1.running_mean", "backbone.layer4.1.bn2.running_var", "se.fc1.bias"]
+    for key in named:
+        expected = 0.996 * before_t[key] + 0.004 * student[key]
+        torch.testing.assert_close(
+            after[key], expected, rtol=0, atol=1e-6, msg=lambda m: f"{key}: expected 0.996 t + 0.004 s; {m}"
+        )
+        assert not torch.equal(after[key], before_t[key]), f"{key}: expected the teacher to move towards the student"
+    for key, value in after.items():
+        if value.is_floating_point():
+            expected = 0.996 * before_t[key] + 0.004 * student[key]
+            torch.testing.assert_close(value, expected, rtol=0, atol=1e-5, msg=lambda m: f"{key}: Eq. (1); {m}")
+
+
+# ---------------------------------------------------------------- MRIFE forward modes
+
+
+def test_train_mode_returns_student_and_teacher_features():
+    model = make("mrife").train()
+    x = images(2, 64, 64)
+    out = model(x, torch.zeros_like(x))
+    assert isinstance(out, MRIFEOutput), f"expected MRIFEOutput in train mode, got {type(out).__name__}"
+    assert out.logits.shape == (2, 2, 64, 64), f"expected logits [2, 2, 64, 64], got {tuple(out.logits.shape)}"
+    for field in ("student", "teacher"):
+        shape = tuple(getattr(out, field).shape)
+        assert shape == (2, 256, 8, 8), f"expected {field} features [2, 256, 8, 8], got {shape}"
+    assert not out.teacher.requires_grad and out.student.requires_grad, "expected gradients through the student only"
+    with pytest.raises(ValueError, match="masked"):
+        model(x)
+
+
+def test_fuse_train_teacher_keeps_the_student_out_of_the_logits():
+    model = make("mrife", fuse_train="teacher").train()
+    x = images(2, 64, 64)
+    model(x, torch.zeros_like(x)).logits.sum().backward()
+    assert all(p.grad is None for p in model.student.parameters()), "expected no logits gradient into the student"
+    assert model.seg_encoder.se.fc1.weight.grad is not None, "expected a gradient into the segmentation encoder"
+
+
+def test_eval_mode_fuses_segmentation_and_teacher_features():
+    model = make("mrife").eval()
+    x = images(2, 64, 64)
+    with torch.no_grad():
+        seg, teacher = model.features(x)
+        expected = model.decoder(seg + teacher)
+        got = model(x)
+    torch.testing.assert_close(got, expected, msg=lambda m: f"expected decoder(seg(x) + teacher(x)); {m}")
+
+
+@pytest.mark.parametrize("block", STRIDES)
+def test_concat_fusion_shapes_and_gradient(block):
+    model = make("mrife", block, fusion="concat")
+    x = images(2, 64, 64)
+    model.train()
+    out = model(x, torch.zeros_like(x))
+    assert out.logits.shape == (2, 2, 64, 64), f"expected logits [2, 2, 64, 64], got {tuple(out.logits.shape)}"
+    out.logits.sum().backward()
+    assert model.fuse.conv.weight.grad is not None, "expected a gradient into the 1x1 fusion conv"
+    with torch.no_grad():
+        y = model.eval()(x)
+    assert y.shape == (2, 2, 64, 64), f"expected eval logits [2, 2, 64, 64], got {tuple(y.shape)}"
+
+
+# ---------------------------------------------------------------- weights
+
+
+def test_weights_path_loads_a_backbone_state_dict(tmp_path):
+    torch.manual_seed(5)
+    state = timm.create_model("resnet18", features_only=True).state_dict()
+    path = tmp_path / "resnet18-backbone.pth"
+    torch.save(state, path)
+    enc = Encoder("resnet18", weights_path=path)
+    assert torch.equal(enc.backbone.conv1.weight, state["conv1.weight"]), "expected conv1.weight from the file"
+    running_var = enc.backbone.layer4[1].bn2.running_var
+    assert torch.equal(running_var, state["layer4.1.bn2.running_var"]), "expected BN buffers from the file"
+    model = MRIFE("resnet18", weights_path=path)
+    for part in ("seg_encoder", "student", "teacher"):
+        w = getattr(model, part).backbone.conv1.weight
+        assert torch.equal(w, state["conv1.weight"]), f"expected the {part} backbone loaded from the file"
+
+
+def test_weights_path_accepts_a_full_classifier_checkpoint(tmp_path):
+    torch.manual_seed(6)
+    state = timm.create_model("resnet18").state_dict()  # has the fc classifier
+    path = tmp_path / "resnet18-full.pth"
+    torch.save({"state_dict": state}, path)
+    model = DeepLabV3Plus("resnet18", weights_path=path)
+    weight = model.backbone.layer1[0].conv1.weight
+    assert torch.equal(weight, state["layer1.0.conv1.weight"]), "expected layer1 weights from the file"
+
+
+def test_bad_weights_file_is_named_in_the_error(tmp_path):
+    state = timm.create_model("resnet18", features_only=True).state_dict()
+    state.pop("layer2.0.conv1.weight")
+    state["head.weight"] = torch.zeros(1)
+    path = tmp_path / "wrong-backbone.pth"
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"wrong-backbone\.pth.*1 missing.*1 unexpected"):
+        Encoder("resnet18", weights_path=path)
+    with pytest.raises(FileNotFoundError, match="no-such-file.pth"):
+        Encoder("resnet18", weights_path=tmp_path / "no-such-file.pth")
+
+
+def test_pretrained_offline_warns_once_and_keeps_random_init(monkeypatch):
+    real = timm.create_model
+    asked = []
+
+    def offline(name, pretrained=False, **kw):
+        asked.append(pretrained)
+        if pretrained:
+            raise OSError("Name or service not known")
+        return real(name, pretrained=False, **kw)
+
+    monkeypatch.setattr(encoder_module.timm, "create_model", offline)
+    with pytest.warns(RuntimeWarning, match="RANDOMLY INITIALIZED") as record:
+        model = MRIFE("resnet18", pretrained=True)
+    attempts = asked.count(True)
+    assert len(record) == 1 and attempts == 1, f"expected one download and one warning, got {attempts}, {len(record)}"
+    assert not model.seg_encoder.pretrained_loaded, "expected pretrained_loaded=False after a failed download"
+
+
+# ---------------------------------------------------------------- registry
+
+
+def test_build_model_unknown_name_lists_the_valid_ones():
+    with pytest.raises(KeyError, match="mrife, deeplabv3plus, segbranch"):
+        build_model("unet")
+
+
+def test_build_model_unknown_keyword_lists_the_valid_ones():
+    with pytest.raises(TypeError, match=r"fusion.*valid keywords:.*output_stride"):
+        build_model("deeplabv3plus", fusion="add")
+
+
+def test_build_model_from_a_config():
+    @dataclasses.dataclass
+    class ModelConfig:
+        name: str = "deeplabv3plus"
+        backbone: str = "resnet18"
+        fusion: str = "concat"  # an MRIFE field: ignored for the baseline
+        block: int = 8
+
+    assert isinstance(build_model(ModelConfig()), DeepLabV3Plus), "expected the model the config names"
+    model = build_model({"name": "mrife", "fusion": "concat", "block": 8}, block=16)
+    assert model.fuse.mode == "concat" and model.block == 16, "expected config fields, overridden by keywords"
+    with pytest.raises(TypeError, match="belong to no model"):
+        build_model({"name": "mrife", "colour": "red"})
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_build_model_from_the_project_model_config(name):
+    from mrife.config import ModelConfig
+
+    cfg = ModelConfig(name=name, backbone="resnet18", pretrained=False, block=16)
+    model = build_model(cfg).eval()
+    stride = {"mrife": lambda: model.block, "segbranch": lambda: model.encoder.output_stride}.get(name, lambda: 16)()
+    assert stride == 16, f"{name}: expected block=16 to set the output stride (the baseline keeps its own, 8)"
+    with torch.no_grad():
+        y = model(images(1, 64, 64))
+    assert y.shape == (1, 2, 64, 64), f"{name}: expected logits [1, 2, 64, 64], got {tuple(y.shape)}"

@@ -1,0 +1,105 @@
+"""Training: a few steps lower the loss, runs are deterministic, resumable and atomic."""
+
+import json
+
+import pytest
+import torch
+
+import mrife.train as train_module
+from mrife.cli import main
+from mrife.config import load_profile
+from mrife.masking import BlockMasker
+from mrife.train import build_loaders, build_splits, compute_losses, fit, load_run, make_model
+
+TINY = ["data.synthetic_scenes=6", "data.synthetic_size=64", "data.tile_size=64", "data.input_size=32",
+        "train.batch_size=2", "train.epochs=2"]
+
+
+def test_mrife_steps_lower_the_loss():
+    cfg = load_profile("smoke", ["data.input_size=64", "train.lr=0.01"])
+    torch.manual_seed(0)
+    batch = next(iter(build_loaders(cfg, build_splits(cfg))["train"]))
+    assert batch["mask"].sum() > 0, "the batch should hold landslide pixels"
+    model = make_model(cfg).train()
+    masker = BlockMasker(seed=0)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+    losses = []
+    for _ in range(6):
+        masker.generator.manual_seed(0)  # the same masked blocks at every step
+        out = compute_losses(model, batch, masker, cfg, "cpu")
+        assert all(torch.isfinite(v) for v in out.values()), f"non-finite term in {out}"
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        model.update_teacher()
+        losses.append(out["loss"].item())
+    assert out["reconst"].item() > 0 and out["cons"].item() > 0, "auxiliary terms should be active"
+    assert losses[-1] < losses[0], f"the loss should fall over 6 steps on one batch: {losses}"
+
+
+@pytest.mark.parametrize("name", ["mrife", "segbranch"])
+def test_same_seed_same_history(tmp_path, name):
+    cfg = load_profile("smoke", [*TINY, f"model.name={name}"])
+    a = fit(cfg, tmp_path / "a", progress=False)
+    b = fit(cfg, tmp_path / "b", progress=False)
+    ha = json.loads((a / "history.json").read_text())
+    hb = json.loads((b / "history.json").read_text())
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert strip(ha) == strip(hb), "two runs with one seed and config gave different histories"
+    assert (a / "test_metrics.json").read_text() == (b / "test_metrics.json").read_text()
+    c = fit(load_profile("smoke", [*TINY, f"model.name={name}", "seed=1"]), tmp_path / "c", progress=False)
+    assert strip(json.loads((c / "history.json").read_text())) != strip(ha), "the seed changed nothing"
+
+
+def test_run_directory_contents_and_resume(tmp_path, monkeypatch):
+    cfg = load_profile("smoke", TINY)
+    full = fit(cfg, tmp_path / "full", progress=False)
+    for name in ("config.yaml", "history.json", "last.pt", "best.pt", "test_metrics.json", "provenance.json"):
+        assert (full / name).exists(), f"{name} missing from the run directory"
+    prov = json.loads((full / "provenance.json").read_text())
+    assert prov["seed"] == 0 and prov["packages"]["torch"].startswith("2.14")
+    assert not list(full.glob(".*")), "temporary files were left behind"
+
+    # Interrupt during the second epoch, then run again: it resumes and ends as an
+    # uninterrupted run does.
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train_epoch(*args, **kwargs)
+
+    real_train_epoch = train_module.train_epoch
+    monkeypatch.setattr(train_module, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, tmp_path / "resumed", progress=False)
+    monkeypatch.setattr(train_module, "train_epoch", real_train_epoch)
+    run = tmp_path / "resumed" / full.name
+    assert len(json.loads((run / "history.json").read_text())) == 1, "epoch 0 should be on disk"
+    assert not (run / "test_metrics.json").exists()
+    fit(cfg, tmp_path / "resumed", progress=False)
+    strip = lambda d: [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads((d / "history.json").read_text())]
+    assert strip(run) == strip(full), "the resumed run differs from the uninterrupted one"
+    mtime = (run / "test_metrics.json").stat().st_mtime_ns
+    fit(cfg, tmp_path / "resumed", progress=False)
+    assert (run / "test_metrics.json").stat().st_mtime_ns == mtime, "a finished run was trained again"
+
+
+def test_non_finite_loss_stops_with_clear_error(tmp_path):
+    cfg = load_profile("smoke", [*TINY, "train.lr=1e30", "model.name=segbranch"])
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        fit(cfg, tmp_path, progress=False)
+
+
+def test_cli_train_evaluate_info(tmp_path, capsys):
+    args = ["train", "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]
+    assert main([*args, *sum((["--set", o] for o in TINY), [])]) == 0
+    run = next(tmp_path.iterdir())
+    assert main(["evaluate", str(run), "--split", "val"]) == 0
+    assert '"lIoU"' in capsys.readouterr().out
+    assert main(["info"]) == 0
+    assert main(["train", "--profile", "smoke", "--set", "train.nope=1"]) == 2
+    assert "unknown config key" in capsys.readouterr().err
+    cfg, model = load_run(run)
+    assert not model.training and cfg.model.name == "mrife"
