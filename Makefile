@@ -1,4 +1,4 @@
-# Two jobs for a fresh machine: `make book` (run what the book needs, render it) and
+# Two jobs for a fresh machine: `make book` (train what the book needs, render it) and
 # `make test` (the whole test suite). Both build .venv from requirements.lock first.
 
 PYTHON ?= python3.11
@@ -6,21 +6,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# The book's profile (smoke, cpu or paper): cpu unless MRIFE_PROFILE says otherwise.
-export MRIFE_PROFILE ?= cpu
+# The book's profile (smoke, cpu or paper). smoke until the cpu profile is sized and timed.
+export MRIFE_PROFILE ?= smoke
+export MRIFE_RESULTS ?= $(CURDIR)/results
 # Read the Sichuan scenes from the shared mirror when it is there (no download).
 ifneq ($(wildcard ../shared/data/sichuan-landslide),)
 export MRIFE_DATA_MIRROR ?= $(abspath ../shared/data)
 endif
+JB_BUILD = $(BIN)/jupyter-book build -W -n --keep-going .
 
 .PHONY: book test venv clean
 
 book: $(STAMP)
-	$(BIN)/jupyter-book build -W -n --keep-going .
+	$(BIN)/mrife reproduce --profile $(MRIFE_PROFILE)
+	$(JB_BUILD)
 
+# Unit tests, then every chapter under nbval and the book build, on the smoke profile.
 test: $(STAMP)
+	$(BIN)/mrife reproduce --profile smoke --no-progress
 	MRIFE_PROFILE=smoke $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax \
 		--nbval-sanitize-with book/sanitize.cfg tests book
+	MRIFE_PROFILE=smoke $(JB_BUILD)
 
 venv: $(STAMP)
 

@@ -13,13 +13,15 @@ Run ``python -m mrife.kernels.aot`` (without ``TRITON_INTERPRET``) for a markdow
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ARCHS = (80, 90)  # GPUTarget arch 90 compiles for sm_90a (Triton adds the suffix from 90 on)
@@ -147,10 +149,16 @@ def markdown(rows: list[Compiled]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    rows = compile_all()
+    parser = argparse.ArgumentParser(description="AOT compile check of mrife's Triton kernels (no GPU needed)")
+    parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
+    parser.add_argument("--json", type=Path, help="also write one record per compile here")
+    args = parser.parse_args(argv)
+    rows = compile_all(dtypes=tuple(args.dtypes))
     print(markdown(rows))
     spilling = [r for r in rows if r.spills or r.local]
     print(f"\n{len(rows)} compiles, {len(spilling)} with spills or local memory.")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1))
     return 1 if spilling else 0
 
 

@@ -79,8 +79,10 @@ def masked_supcon(
     if p_idx.shape[0] < 2 or q_idx.shape[0] == 0:
         return (feat_s.sum() * 0.0).to(torch.promote_types(feat_s.dtype, torch.float32))
     if backend == "torch-chunked":
-        pos = torch.cat([gather_rows(feat_s, idx_s[is_pos_s]), gather_rows(feat_t, idx_t[is_pos_t])])
-        neg = torch.cat([gather_rows(feat_s, idx_s[~is_pos_s]), gather_rows(feat_t, idx_t[~is_pos_t])])
+        # One gather per map, so that backward builds one map-sized gradient, not one per class.
+        rows_s, rows_t = _rows(feat_s, idx_s), _rows(feat_t, idx_t)  # [n_s, C], [n_t, C]
+        pos = torch.cat([rows_s[is_pos_s], rows_t[is_pos_t]])  # [N, C]
+        neg = torch.cat([rows_s[~is_pos_s], rows_t[~is_pos_t]])  # [M, C]
         return chunked_supcon(pos, neg, temperature)
 
     from .masked_supcon_triton import MaskedSupConTriton
@@ -91,6 +93,13 @@ def masked_supcon(
     n_ps, n_qs = int(is_pos_s.sum()), int((~is_pos_s).sum())
     return MaskedSupConTriton.apply(feat_s, feat_t, p_idx.contiguous(), n_ps, q_idx.contiguous(), n_qs,
                                     float(temperature))
+
+
+def _rows(feat: Tensor, idx: Tensor) -> Tensor:
+    """Rows at flat positions, ``[B, C, h, w]``, ``[n]`` -> ``[n, C]``, reading only those rows
+    (``gather_rows`` first copies the whole map to ``[B*h*w, C]``). Backward scatter-adds."""
+    B, C, h, w = feat.shape
+    return feat.reshape(B, C, h * w)[idx // (h * w), :, idx % (h * w)]
 
 
 def _choose_backend(backend: str, feat: Tensor) -> str:

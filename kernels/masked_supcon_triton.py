@@ -32,7 +32,13 @@ Three kernels, none of which writes an ``[N, C]`` gather or an ``N x M`` tile to
 one pass over ``P``; saves ``G_i``, ``W_i`` and the per-anchor loss), ``_bwd_pos_kernel``
 (student class-1 rows: anchor and positive roles) and ``_bwd_neg_kernel`` (student
 class-0 rows: negative role). Both backward kernels scatter-add ``dL/dx`` into a
-``[B, C, h, w]`` fp32 map with atomics, so repeated indices accumulate.
+``[B, C, h, w]`` fp32 map with atomics, so repeated indices accumulate (on a GPU the
+order of those additions, hence the last bits of the gradient, varies from run to run).
+
+Precision: every sum accumulates in fp32. Scores of bf16/fp16 maps are tensor-core dots
+of the stored values (their products are exact in fp32); fp32 maps use
+``input_precision="ieee"`` (FMA units), since TF32 would round the inputs to 10 mantissa
+bits, an error near 1e-2 on scores of size 1/tau.
 """
 
 from __future__ import annotations
@@ -42,24 +48,28 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+POISON: float | None = None  # fill value of the kernels' output buffers (tests: NaN)
 EPS = tl.constexpr(1e-12)  # F.normalize's eps: rows shorter than this are divided by EPS, not |x|
 
 # Block sizes the autotuner may pick on a GPU; `mrife.kernels.aot` compiles every one of
-# them for sm_80 and sm_90a and reports registers and spills. All dims are >= 16 (tl.dot).
-# The contraction dims (BLOCK_C for the scores, BLOCK_J for the gradient's g @ z) stay at
-# 16: an fp32 "ieee" dot runs on FMA units with whole K-strips of both operands in each
-# thread's registers, and K = 32 already spills in the backward kernels.
+# them for sm_80 and sm_90a in fp32, bf16 and fp16 and reports registers and spills: all
+# of these compile without a spill. All dims are >= 16 (tl.dot's minimum). The contraction
+# dims (BLOCK_C for the scores, BLOCK_J for the gradient's g @ z) stay at 16: an fp32
+# "ieee" dot runs on FMA units with whole K-strips of both operands in each thread's
+# registers, and K = 32 spills in the backward kernels. Rejected for a few STL/LDL each:
+# forward 64x64 at 8 warps and 32x64 at 4 warps (bf16/fp16, sm_80), 64x64 with 2 stages
+# (fp32); backward 32x128 and 64x64 (U x D) at 8 warps (every dtype), 16x64, 16x32 and
+# 32x32 at 4 warps (sm_90a).
 FWD_CONFIGS = [
     triton.Config({"BLOCK_N": 32, "BLOCK_M": 32, "BLOCK_C": 16}, num_warps=4, num_stages=1),
     triton.Config({"BLOCK_N": 64, "BLOCK_M": 32, "BLOCK_C": 16}, num_warps=4, num_stages=1),
-    triton.Config({"BLOCK_N": 64, "BLOCK_M": 64, "BLOCK_C": 16}, num_warps=8, num_stages=1),
-    triton.Config({"BLOCK_N": 64, "BLOCK_M": 64, "BLOCK_C": 16}, num_warps=8, num_stages=2),
+    triton.Config({"BLOCK_N": 64, "BLOCK_M": 64, "BLOCK_C": 16}, num_warps=4, num_stages=1),
 ]
 BWD_CONFIGS = [
-    triton.Config({"BLOCK_U": 16, "BLOCK_J": 16, "BLOCK_C": 16, "BLOCK_D": 64}, num_warps=4, num_stages=1),
-    triton.Config({"BLOCK_U": 32, "BLOCK_J": 16, "BLOCK_C": 16, "BLOCK_D": 32}, num_warps=4, num_stages=1),
+    triton.Config({"BLOCK_U": 16, "BLOCK_J": 16, "BLOCK_C": 16, "BLOCK_D": 64}, num_warps=8, num_stages=1),
+    triton.Config({"BLOCK_U": 32, "BLOCK_J": 16, "BLOCK_C": 16, "BLOCK_D": 32}, num_warps=8, num_stages=1),
     triton.Config({"BLOCK_U": 32, "BLOCK_J": 16, "BLOCK_C": 16, "BLOCK_D": 64}, num_warps=8, num_stages=1),
-    triton.Config({"BLOCK_U": 32, "BLOCK_J": 16, "BLOCK_C": 16, "BLOCK_D": 128}, num_warps=8, num_stages=1),
+    triton.Config({"BLOCK_U": 16, "BLOCK_J": 16, "BLOCK_C": 16, "BLOCK_D": 128}, num_warps=8, num_stages=1),
 ]
 
 
@@ -334,6 +344,14 @@ def _same_layout(feat_s: Tensor, feat_t: Tensor) -> tuple[Tensor, Tensor]:
     return feat_s.contiguous(), feat_t.contiguous()
 
 
+def _output(n: int, device) -> Tensor:
+    """An fp32 ``[n]`` buffer that a kernel fills entirely: uninitialized, or filled with
+    ``POISON`` (tests set NaN so that an element the kernel leaves unwritten shows)."""
+    if POISON is None:
+        return torch.empty(n, dtype=torch.float32, device=device)
+    return torch.full((n,), POISON, dtype=torch.float32, device=device)
+
+
 def _launch(kernel, tuned, grid, args, config):
     """Autotuned launch on a GPU; a fixed config (the first by default) in the interpreter,
     whose autotuner would need a GPU to time the candidates."""
@@ -360,13 +378,10 @@ class MaskedSupConTriton(torch.autograd.Function):
     def forward(ctx, feat_s, feat_t, p_idx, n_ps, q_idx, n_qs, temperature, fwd_config=None, bwd_config=None):
         n_pos = p_idx.shape[0]
         feat_s, feat_t = _same_layout(feat_s, feat_t)
-        lse = torch.empty(n_pos, dtype=torch.float32, device=feat_s.device)
-        wsum = torch.empty_like(lse)
-        loss_row = torch.empty_like(lse)
+        lse, wsum, loss_row = (_output(n_pos, feat_s.device) for _ in range(3))
         args = (feat_s, feat_t, p_idx, q_idx, lse, wsum, loss_row,
                 *_common_args(feat_s, p_idx, n_ps, q_idx, n_qs), 1.0 / temperature)
-        grid = lambda meta: (triton.cdiv(n_pos, meta["BLOCK_N"]),)  # noqa: E731
-        _launch(_fwd_kernel, _fwd_tuned, grid, args, fwd_config)
+        _launch(_fwd_kernel, _fwd_tuned, lambda meta: (triton.cdiv(n_pos, meta["BLOCK_N"]),), args, fwd_config)
         ctx.save_for_backward(feat_s, feat_t, p_idx, q_idx, lse, wsum)
         ctx.counts, ctx.temperature, ctx.bwd_config = (n_ps, n_qs), temperature, bwd_config
         return loss_row.sum() / n_pos
@@ -381,9 +396,13 @@ class MaskedSupConTriton(torch.autograd.Function):
         common = _common_args(feat_s, p_idx, n_ps, q_idx, n_qs)
         args = (feat_s, feat_t, p_idx, q_idx, lse, wsum, grad, dloss, *common, 1.0 / ctx.temperature, 1.0 / n_pos)
         C = feat_s.shape[1]
+        # Student class-1 rows (anchor and positive roles), then student class-0 rows.
         for kernel, tuned, n_rows in ((_bwd_pos_kernel, _bwd_pos_tuned, n_ps), (_bwd_neg_kernel, _bwd_neg_tuned, n_qs)):
             if n_rows == 0:
                 continue
-            grid = lambda meta, n=n_rows: (triton.cdiv(n, meta["BLOCK_U"]), triton.cdiv(C, meta["BLOCK_D"]))  # noqa: E731
+
+            def grid(meta, n=n_rows):  # [row blocks, channel blocks]
+                return triton.cdiv(n, meta["BLOCK_U"]), triton.cdiv(C, meta["BLOCK_D"])
+
             _launch(kernel, tuned, grid, args, ctx.bwd_config)
         return grad.to(feat_s.dtype), None, None, None, None, None, None, None, None

@@ -1,9 +1,10 @@
-"""The ``mrife`` command: ``train``, ``evaluate``, ``info``.
+"""The ``mrife`` command: ``train``, ``evaluate``, ``reproduce``, ``info``.
 
 Examples:
     mrife train --profile smoke --set model.name=segbranch
     mrife train --config run.yaml --out runs
     mrife evaluate runs/mrife-0123456789 --split val
+    mrife reproduce --profile smoke
     mrife info
 """
 
@@ -37,11 +38,19 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("run", type=Path, help="run directory")
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
 
+    repro = sub.add_parser("reproduce", help="train every run the book needs for a profile")
+    repro.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    repro.add_argument("--only", nargs="+", metavar="EXPERIMENT", help="a subset of the experiments")
+    repro.add_argument("--out", type=Path, default=None, help="results root (default: $MRIFE_RESULTS or results)")
+    repro.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    repro.add_argument("--no-progress", action="store_true")
+
     sub.add_parser("info", help="versions, devices, profiles and data availability")
 
     args = parser.parse_args(argv)
     try:
-        return {"train": _train, "evaluate": _evaluate, "info": _info}[args.command](args)
+        return {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce,
+                "info": _info}[args.command](args)
     except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
         print(f"mrife {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -55,6 +64,16 @@ def _train(args) -> int:
     run = fit(cfg, args.out, progress=not args.no_progress)
     print(f"run directory: {run}")
     print(json.dumps(json.loads((run / "test_metrics.json").read_text()), indent=1))
+    return 0
+
+
+def _reproduce(args) -> int:
+    from mrife.reproduce import reproduce
+
+    runs = reproduce(args.profile, args.out, args.only, args.overrides, progress=not args.no_progress)
+    for name, run in runs.items():
+        metrics = json.loads((run / "test_metrics.json").read_text())
+        print(f"{name:18s} lIoU {metrics['lIoU']:.4f}  F1 {metrics['F1']:.4f}  {run}")
     return 0
 
 

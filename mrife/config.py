@@ -56,7 +56,7 @@ class DataConfig:
 class ModelConfig:
     """Which model, and its architecture (``mrife.models.build_model`` arguments)."""
 
-    name: str = paper("mrife")  # "mrife", "segbranch", "deeplabv3plus"
+    name: str = paper("mrife")  # "mrife", "segbranch", "deeplabv3plus", "icssn"
     backbone: str = paper("resnet101")
     pretrained: bool = paper(True)  # ImageNet weights when they can be downloaded
     weights_path: str | None = project(None)  # local backbone state dict
@@ -65,6 +65,12 @@ class ModelConfig:
     fuse_train: str = project("student")  # features fused during training: "student" or "teacher"
     ema_decay: float = paper(0.996)
     dropout: float = project(0.1)
+    # ICSSN only: a re-implementation from its published description (mrife.models.icssn
+    # lists what that description leaves open); its iterative phases, in optimizer steps.
+    cls_steps: int = project(5)
+    seg_steps: int = project(15)
+    obj_con_weight: float = project(1.0)
+    sub_con_weight: float = project(1.0)
 
 
 @dataclass
@@ -117,9 +123,9 @@ PROFILES: dict[str, list[str]] = {
     "paper": [],
     # The real Sichuan scenes at a size a 2-core CPU trains in minutes per run.
     "cpu": [
-        "data.tile_size=256", "data.tile_stride=256", "data.input_size=128",
+        "data.tile_size=256", "data.tile_stride=256", "data.input_size=96",
         "model.backbone=resnet18", "model.pretrained=false",
-        "train.epochs=12", "train.batch_size=8", "train.workers=0",
+        "train.epochs=10", "train.batch_size=8", "train.workers=0",
     ],
     # The whole pipeline in seconds, on synthetic data: for CI and tests.
     "smoke": [

@@ -20,8 +20,8 @@ from torch import Tensor
 def gather_rows(feat: Tensor, idx: Tensor) -> Tensor:
     """Feature rows at flat positions: ``[B, C, h, w]``, ``[N]`` -> ``[N, C]``."""
     B, C, h, w = feat.shape
-    rows = feat.permute(0, 2, 3, 1).reshape(B * h * w, C)  # [B, C, h, w] -> [B*h*w, C]
-    return rows.index_select(0, idx)
+    # Index the [B, C, h*w] view: only the N selected rows are copied, not the whole map.
+    return feat.flatten(2)[idx // (h * w), :, idx % (h * w)]  # [N, C]
 
 
 def reconstruction_loss(student: Tensor, teacher: Tensor, idx: Tensor) -> Tensor:

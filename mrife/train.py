@@ -36,9 +36,7 @@ from mrife.losses import LossWeights, joint_loss
 from mrife.masking import BlockMasker
 from mrife.metrics import ConfusionMatrix
 from mrife.models import build_model
-
-LOSS_TERMS = ("loss", "ce", "reconst", "cons")
-
+from mrife.models.icssn import object_metrics
 
 # ---------------------------------------------------------------- data
 def build_splits(cfg: RunConfig) -> dict[str, list[data.Tile]]:
@@ -82,6 +80,8 @@ def resolve_device(name: str) -> torch.device:
 
 def make_model(cfg: RunConfig) -> torch.nn.Module:
     """The model of ``cfg.model`` (a field another model takes is left out)."""
+    if cfg.model.name == "icssn":  # its contrastive terms share the loss temperature
+        return build_model(cfg.model, temperature=cfg.loss.temperature)
     return build_model(cfg.model)
 
 
@@ -229,6 +229,8 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True) -> Pat
     # Test the best-validation checkpoint
     model.load_state_dict(torch.load(run / "best.pt", map_location=device, weights_only=True))
     test = evaluate(model, loaders["test"], device)
+    if hasattr(model, "classify"):  # ICSSN's object-level classification, for free
+        test.update(object_metrics(model, loaders["test"]))
     prior = json.loads((run / "provenance.json").read_text())["wall_time_s"] if (run / "provenance.json").exists() else 0
     write_json(run / "provenance.json", provenance(cfg, device, prior + time.perf_counter() - started))
     write_json(run / "test_metrics.json", test)
@@ -238,7 +240,7 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True) -> Pat
 def train_epoch(model, loader, optimizer, schedule, masker, cfg, device, progress) -> dict[str, float]:
     """One pass over ``loader``; returns the mean of each loss term."""
     model.train()
-    sums = dict.fromkeys(LOSS_TERMS, 0.0)  # and any extra term a model reports
+    sums: dict[str, float] = {}  # every term the model reports
     for batch in tqdm(loader, desc="batches", leave=False, disable=not progress):
         losses = compute_losses(model, batch, masker, cfg, device, step=schedule.last_epoch)
         if not torch.isfinite(losses["loss"]):

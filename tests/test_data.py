@@ -29,6 +29,8 @@ from mrife.data.transforms import MEAN, STD, equalize, joint_flip_rot, pad_and_r
 # the real set lives beside the project (../shared/data), or where MRIFE_DATA_MIRROR says
 MIRROR = Path(os.environ.get(MIRROR_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
 REAL = MIRROR / "sichuan-landslide"
+needs_real = pytest.mark.skipif(
+    not REAL.is_dir(), reason=f"the Sichuan scenes are not at {REAL}: set {MIRROR_ENV} to run these tests")
 
 
 def save(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
@@ -114,6 +116,7 @@ def test_folder_pairs_same_names_across_extensions(tmp_path):
     assert scene.image.shape == (8, 8, 3) and np.array_equal(scene.mask, square_mask()), "a1.jpg should pair with masks/a1.png"
 
 
+@needs_real
 def test_folder_pairs_real_sichuan_names(tmp_path):
     for sub, stem in [("images", "Landslide{}"), ("masks", "LandslideLabel{}")]:
         (tmp_path / sub).mkdir()
@@ -169,6 +172,7 @@ def test_unreadable_scene_is_reported_when_read(tmp_path):
 # ---------------------------------------------------------------- Sichuan
 
 
+@needs_real
 def test_sichuan_mirror_lists_36_scenes(monkeypatch):
     monkeypatch.delenv(MIRROR_ENV, raising=False)
     data = sichuan(mirror=MIRROR)
@@ -194,6 +198,7 @@ def link_copy(target: Path, replace: str | None = None) -> Path:
     return target
 
 
+@needs_real
 def test_sichuan_mirror_checksum_mismatch_names_the_file(tmp_path, monkeypatch):
     monkeypatch.delenv(MIRROR_ENV, raising=False)
     link_copy(tmp_path / "sichuan-landslide", replace="masks/LandslideLabel012.png")
@@ -203,6 +208,7 @@ def test_sichuan_mirror_checksum_mismatch_names_the_file(tmp_path, monkeypatch):
         sichuan(mirror=tmp_path / "elsewhere")
 
 
+@needs_real
 def test_sichuan_download_verifies_and_caches(tmp_path, monkeypatch):
     monkeypatch.delenv(MIRROR_ENV, raising=False)
     source = link_copy(tmp_path / "source")
@@ -214,6 +220,7 @@ def test_sichuan_download_verifies_and_caches(tmp_path, monkeypatch):
     assert again.names == data.names, "the cached copy should be used without the source"
 
 
+@needs_real
 def test_sichuan_download_mismatch_and_offline_are_clear(tmp_path, monkeypatch):
     monkeypatch.delenv(MIRROR_ENV, raising=False)
     source = link_copy(tmp_path / "source", replace="images/Landslide001.png")

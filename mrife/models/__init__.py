@@ -1,4 +1,4 @@
-"""Models of mrife: MRIFE, its segmentation branch alone, and the DeepLabv3+ baseline.
+"""Models of mrife: MRIFE, its segmentation branch alone, the DeepLabv3+ baseline and ICSSN.
 
 `build_model(name_or_config, **overrides)` is the registry: a name -> builder dict.
 Defaults are the paper's design (fusion "add", EMA decay 0.996, block 8) on the
@@ -16,12 +16,14 @@ from torch import nn
 from .decoder import Decoder
 from .deeplabv3plus import DeepLabV3Plus
 from .encoder import Encoder
+from .icssn import ICSSN
 from .mrife import MRIFE, MRIFEOutput, SegBranch, build_segbranch
 
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "mrife": MRIFE,
     "deeplabv3plus": DeepLabV3Plus,
     "segbranch": build_segbranch,
+    "icssn": ICSSN,
 }
 MODEL_NAMES = tuple(MODEL_BUILDERS)
 
@@ -42,7 +44,7 @@ def _config_fields(config: Any) -> dict[str, Any]:
 
 
 def build_model(name_or_config: Any, **overrides: Any) -> nn.Module:
-    """Build a model by name ("mrife", "deeplabv3plus", "segbranch") or from a config.
+    """Build a model by name ("mrife", "deeplabv3plus", "segbranch", "icssn") or from a config.
 
     A config (dict, dataclass or object) holds `name` and keyword fields. Since one
     config class may serve every model, a field that another model takes (e.g.
@@ -84,6 +86,7 @@ __all__ = [
     "DeepLabV3Plus",
     "MRIFE",
     "MRIFEOutput",
+    "ICSSN",
     "build_model",
     "build_segbranch",
     "MODEL_NAMES",

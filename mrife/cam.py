@@ -1,0 +1,179 @@
+"""Grad-CAM heat maps of the models (paper Figs. 5, 7, 8), computed with pytorch-grad-cam.
+
+Grad-CAM weighs each channel of a layer's output by the mean gradient of a score with
+respect to it, sums the weighted channels, keeps the positive part and scales the map to
+[0, 1] per image. Here the score is the landslide logit summed over a set of pixels (the
+predicted landslide pixels by default, or the label's), so the map shows which parts of
+a layer's feature map raise the model's belief that those pixels are landslide.
+
+Each model has named layers to look at (:data:`LAYERS`):
+
+- ``mrife``: ``"fused"`` (the fusion output, what the decoder reads), ``"segmentation"``
+  (the segmentation encoder's output, before fusion), ``"enhancement"`` (the teacher's
+  output: the enhancement branch at test time);
+- ``deeplabv3plus``: ``"aspp"`` (the ASPP output at the output stride, the layer that
+  matches the other models' encoder outputs) and ``"decoder"`` (its stride-4 decoder,
+  just before the classifier);
+- ``icssn`` and ``segbranch``: ``"encoder"`` (backbone + ASPP + SE output).
+
+Example:
+    >>> heat = cam(model, images, "enhancement", target_mask=masks)   # [B, H, W] in [0, 1]
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+from pytorch_grad_cam import GradCAM
+from torch import Tensor, nn
+
+from mrife.models import ICSSN, MRIFE, DeepLabV3Plus, SegBranch
+
+LANDSLIDE = 1  # class index of the landslide logit
+
+# model name -> layer name -> the module in that model (first entry: the default layer)
+LAYERS: dict[str, dict[str, Callable[[nn.Module], nn.Module]]] = {
+    "mrife": {
+        "fused": lambda m: m.fuse,
+        "segmentation": lambda m: m.seg_encoder,
+        "enhancement": lambda m: m.teacher,
+    },
+    "deeplabv3plus": {
+        "aspp": lambda m: m.aspp,
+        "decoder": lambda m: m.fuse,
+    },
+    "icssn": {"encoder": lambda m: m.encoder},
+    "segbranch": {"encoder": lambda m: m.encoder},
+}
+_CLASSES = {MRIFE: "mrife", DeepLabV3Plus: "deeplabv3plus", ICSSN: "icssn", SegBranch: "segbranch"}
+
+
+def model_name(model: nn.Module) -> str:
+    """The registry name of ``model`` ("mrife", "deeplabv3plus", "icssn", "segbranch")."""
+    for cls, name in _CLASSES.items():
+        if isinstance(model, cls):
+            return name
+    raise TypeError(
+        f"no Grad-CAM layers known for {type(model).__name__}; known models: "
+        f"{', '.join(LAYERS)} (or pass the target layer module itself as `layer`)"
+    )
+
+
+def layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Layer name -> module of ``model``, the default layer first."""
+    return {name: get(model) for name, get in LAYERS[model_name(model)].items()}
+
+
+def target_layer(model: nn.Module, layer: str | nn.Module | None = None) -> nn.Module:
+    """The module to explain: a layer name of :data:`LAYERS`, a module, or ``None`` (the default)."""
+    if isinstance(layer, nn.Module):
+        return layer
+    named = layers(model)
+    if layer is None:
+        return next(iter(named.values()))
+    if layer not in named:
+        raise KeyError(f"{model_name(model)} has no Grad-CAM layer {layer!r}; valid: {', '.join(named)}")
+    return named[layer]
+
+
+class Logits(nn.Module):
+    """``model`` with a forward that returns the logits tensor ``[B, K, H, W]`` alone.
+
+    pytorch-grad-cam scores the forward's output directly; a model returning a named
+    tuple with ``logits`` (MRIFE in training mode) or a tuple (logits first) is unwrapped.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.model(x)
+        if isinstance(out, Tensor):
+            return out
+        if hasattr(out, "logits"):
+            return out.logits
+        return out[0]
+
+
+class LandslideTarget:
+    """Grad-CAM score of one image: the landslide logit summed over the pixels of ``mask``.
+
+    ``mask`` is ``[H, W]`` in {0, 1}; the model output it scores is ``[K, H, W]``. An empty
+    mask scores 0 (zero gradient: a blank heat map).
+    """
+
+    def __init__(self, mask: Tensor, category: int = LANDSLIDE):
+        self.mask = mask.float()
+        self.category = category
+
+    def __call__(self, output: Tensor) -> Tensor:
+        return (output[self.category] * self.mask.to(output.device)).sum()  # [H, W] -> scalar
+
+
+@contextmanager
+def gradients_enabled(model: nn.Module) -> Iterator[nn.Module]:
+    """Let every parameter of ``model`` take a gradient inside the block, then restore.
+
+    MRIFE's teacher has ``requires_grad=False`` (it follows the student by EMA), so its
+    output carries no graph and pytorch-grad-cam could not hook its gradient. Inside the
+    block every parameter requires a gradient and autograd is on; on exit each flag is
+    set back and the gradients Grad-CAM accumulated are dropped (``.grad = None``).
+    """
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            yield model
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)
+        model.zero_grad(set_to_none=True)
+
+
+def cam(model: nn.Module, images: Tensor, layer: str | nn.Module | None = None,
+        target_mask: Tensor | None = None) -> Tensor:
+    """Grad-CAM heat maps of ``layer`` of ``model`` for the landslide class.
+
+    Args:
+        model: a model of :mod:`mrife.models` (run in eval mode here; its mode is restored).
+        images: normalized images ``[B, 3, H, W]``.
+        layer: a layer name of :data:`LAYERS` for this model, a module of it, or ``None``
+            for the model's default layer (MRIFE "fused", DeepLabv3+ "aspp", ICSSN and the
+            segmentation branch "encoder").
+        target_mask: ``[B, H, W]`` in {0, 1}, the pixels whose landslide logit is scored
+            (e.g. the labels); ``None`` scores the pixels the model predicts as landslide.
+
+    Returns:
+        float32 ``[B, H, W]`` in [0, 1] on the CPU, each image's map scaled to its own
+        maximum (all zero where the score does not depend on the layer, e.g. an empty mask).
+    """
+    if images.ndim != 4:
+        raise ValueError(f"cam expects images [B, 3, H, W], got shape {tuple(images.shape)}")
+    module = target_layer(model, layer)
+    was_training = model.training
+    wrapped = Logits(model)
+    try:
+        wrapped.eval()
+        if target_mask is None:
+            with torch.no_grad():
+                device = next(model.parameters()).device
+                target_mask = wrapped(images.to(device)).argmax(1) == LANDSLIDE  # [B, H, W]
+        if target_mask.shape != (images.shape[0], *images.shape[-2:]):
+            raise ValueError(
+                f"target_mask {tuple(target_mask.shape)} must be [B, H, W] = "
+                f"{(images.shape[0], *images.shape[-2:])}, one mask per image"
+            )
+        targets = [LandslideTarget(m) for m in target_mask]
+        with gradients_enabled(model):
+            grad_cam = GradCAM(model=wrapped, target_layers=[module])
+            try:
+                heat = grad_cam(input_tensor=images, targets=targets)  # numpy [B, H, W]
+            finally:
+                grad_cam.activations_and_grads.release()  # remove the hooks, even on error
+    finally:
+        model.train(was_training)
+    return torch.from_numpy(heat).float().clamp_(0, 1)

@@ -1,0 +1,123 @@
+"""Figures of the paper, drawn with matplotlib: block classes (Fig. 2), predictions with
+the label's boundary in red (Fig. 4), heat maps (Figs. 5, 7, 8) and loss curves (Fig. 6).
+
+Every function draws into a given ``matplotlib.axes.Axes`` (or makes one) and returns it,
+so a chapter lays figures out as it likes. Images are ``[H, W, 3]`` floats in [0, 1]
+(or a normalized ``[3, H, W]`` tensor, see :func:`to_rgb`); masks ``[H, W]`` in {0, 1}.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from matplotlib import pyplot as plt
+from matplotlib.colors import ListedColormap
+
+from mrife.data.transforms import MEAN, STD
+
+# background, edge, interior (mrife.masking's block classes)
+BLOCK_COLOURS = ListedColormap([(0, 0, 0, 0), (1.0, 0.85, 0.0, 0.55), (0.1, 0.6, 1.0, 0.45)])
+
+
+def to_rgb(image) -> np.ndarray:
+    """A displayable ``[H, W, 3]`` array in [0, 1] from a normalized ``[3, H, W]`` tensor
+    (ImageNet mean/std, as :class:`mrife.data.TileDataset` gives) or an ``[H, W, 3]`` array."""
+    if isinstance(image, torch.Tensor):
+        mean = torch.as_tensor(MEAN, dtype=image.dtype).view(3, 1, 1)
+        std = torch.as_tensor(STD, dtype=image.dtype).view(3, 1, 1)
+        image = (image.detach().cpu() * std + mean).permute(1, 2, 0).numpy()
+    return np.clip(np.asarray(image, dtype=np.float32), 0, 1)
+
+
+def _axes(ax):
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3, 3))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def boundary(mask) -> np.ndarray:
+    """Pixels of a binary ``[H, W]`` mask that touch the other class (4-neighbourhood)."""
+    m = np.asarray(mask).astype(bool)
+    edge = np.zeros_like(m)
+    edge[:-1] |= m[:-1] != m[1:]
+    edge[1:] |= m[:-1] != m[1:]
+    edge[:, :-1] |= m[:, :-1] != m[:, 1:]
+    edge[:, 1:] |= m[:, :-1] != m[:, 1:]
+    return edge & m
+
+
+def show_image(image, mask=None, ax=None, title: str | None = None):
+    """The image, with the label's boundary in red when ``mask`` is given."""
+    ax = _axes(ax)
+    rgb = to_rgb(image).copy()
+    if mask is not None:
+        rgb[boundary(mask)] = (1.0, 0.0, 0.0)
+    ax.imshow(rgb)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def show_prediction(image, pred, mask, ax=None, title: str | None = None):
+    """Fig. 4 style: predicted landslide pixels in white over a darkened image, the
+    label's boundary in red."""
+    ax = _axes(ax)
+    rgb = 0.45 * to_rgb(image)
+    p = np.asarray(pred).astype(bool)
+    rgb[p] = 0.35 * rgb[p] + 0.65
+    rgb[boundary(mask)] = (1.0, 0.0, 0.0)
+    ax.imshow(rgb)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def show_blocks(image, classes, block: int = 8, ax=None, title: str | None = None):
+    """Fig. 2 style: block classes ``[h, w]`` (0 background, 1 edge, 2 interior) over the image."""
+    ax = _axes(ax)
+    ax.imshow(to_rgb(image))
+    c = np.asarray(classes)
+    h, w = c.shape
+    ax.imshow(c, cmap=BLOCK_COLOURS, vmin=0, vmax=2, interpolation="nearest",
+              extent=(-0.5, w * block - 0.5, h * block - 0.5, -0.5))
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def show_heatmap(image, heat, mask=None, ax=None, title: str | None = None, alpha: float = 0.5):
+    """A heat map ``[H, W]`` in [0, 1] (Grad-CAM) over the image, the label's boundary in red."""
+    ax = _axes(ax)
+    colours = plt.get_cmap("jet")(np.clip(np.asarray(heat, dtype=np.float32), 0, 1))[..., :3]
+    blend = (1 - alpha) * to_rgb(image) + alpha * colours
+    if mask is not None:  # painted into the pixels, so it shows at any figure size
+        blend[boundary(mask)] = (1.0, 0.0, 0.0)
+    ax.imshow(blend)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def loss_curves(history, terms=("train_loss", "train_ce", "train_reconst", "train_cons"), ax=None,
+                title: str | None = None, label_prefix: str = ""):
+    """Per-epoch curves of the given columns of a run's history (a DataFrame or a list of
+    records); columns that are absent or all zero are skipped."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3))
+    for term in terms:
+        values = [r.get(term) for r in _records(history)]
+        if any(v for v in values if v is not None):
+            epochs = [r["epoch"] + 1 for r in _records(history)]
+            ax.plot(epochs, values, marker=".", label=f"{label_prefix}{term.replace('train_', '')}")
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def _records(history) -> list[dict]:
+    return history.to_dict("records") if hasattr(history, "to_dict") else list(history)

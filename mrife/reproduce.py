@@ -1,0 +1,130 @@
+"""Every run the book needs, per profile, and the tables that compare them with the paper.
+
+``mrife reproduce --profile P`` trains each experiment below into ``results/P/``, a run
+directory per experiment named by the hash of its resolved config (see
+:func:`mrife.train.fit`): a finished run is never trained twice and an interrupted one
+resumes. Chapters read the runs back with :func:`result` and :func:`compare`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mrife.config import RunConfig, load_profile, load_yaml
+from mrife.models import MODEL_NAMES
+from mrife.train import fit, run_dir_for, write_json
+
+# experiment -> overrides of the profile, and where the book shows it.
+EXPERIMENTS: dict[str, list[str]] = {
+    "deeplabv3plus": ["model.name=deeplabv3plus"],  # Table III baseline, Table IV "B"
+    "mrife": ["model.name=mrife"],  # Tables III-VI, Figs. 4-8
+    "icssn": ["model.name=icssn"],  # Table III middle row
+    "segbranch": ["model.name=segbranch"],  # Table IV "B (seg branch)", Fig. 7
+    "mrife-mfm": ["model.name=mrife", "loss.beta=0"],  # Table IV "B+M"
+    "mrife-no-distill": ["model.name=mrife", "model.ema_decay=0"],  # Fig. 6: teacher = current student
+    "mrife-block16": ["model.name=mrife", "model.block=16"],  # Table V
+    "mrife-center": ["model.name=mrife", "mask.strategy=center+back"],  # Table VI
+    "mrife-all": ["model.name=mrife", "mask.strategy=all"],  # Table VI
+    "mrife-concat": ["model.name=mrife", "model.fusion=concat"],  # fusion cross-validation, Fig. 8
+}
+
+
+def results_root() -> Path:
+    """``$MRIFE_RESULTS``, or ``results/`` in the working directory."""
+    return Path(os.environ.get("MRIFE_RESULTS", "results"))
+
+
+def experiment_config(profile: str, experiment: str, overrides=()) -> RunConfig:
+    if experiment not in EXPERIMENTS:
+        raise KeyError(f"unknown experiment {experiment!r}; valid: {', '.join(EXPERIMENTS)}")
+    return load_profile(profile, [*EXPERIMENTS[experiment], *overrides])
+
+
+def available_experiments() -> list[str]:
+    """The experiments whose model this installation knows (all, once ICSSN is in)."""
+    return [e for e in EXPERIMENTS if experiment_config("smoke", e).model.name in MODEL_NAMES]
+
+
+def reproduce(profile: str, root: str | Path | None = None, experiments=None, overrides=(),
+              progress: bool = True) -> dict[str, Path]:
+    """Train (or resume, or skip) each experiment of ``profile``; returns their run directories.
+
+    ``results/<profile>/index.json`` maps each experiment to its run directory and is
+    rewritten after every run, so the chapters can be built from a partial reproduction.
+    """
+    root = Path(root or results_root()) / profile
+    root.mkdir(parents=True, exist_ok=True)
+    index_path = root / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    runs = {}
+    for name in experiments or available_experiments():
+        cfg = experiment_config(profile, name, overrides)
+        done = (run_dir_for(cfg, root) / "test_metrics.json").exists()
+        print(f"[{profile}] {name}: {'finished, skipped' if done else 'training'} ({run_dir_for(cfg, root).name})",
+              flush=True)
+        tic = time.perf_counter()
+        runs[name] = fit(cfg, root, progress=progress)
+        index[name] = runs[name].name
+        write_json(index_path, index)
+        if not done:
+            print(f"[{profile}] {name}: done in {time.perf_counter() - tic:.0f} s", flush=True)
+    return runs
+
+
+@dataclass
+class Result:
+    """One finished run, as the chapters read it."""
+
+    experiment: str
+    run: Path
+    config: RunConfig
+    history: pd.DataFrame  # one row per epoch: train_* loss terms, val_* metrics, seconds
+    test: dict[str, float]  # test metrics of the best-validation checkpoint
+
+
+def result(profile: str, experiment: str, root: str | Path | None = None) -> Result:
+    """The run of ``experiment`` at ``profile``; a clear error saying how to produce it."""
+    cfg = experiment_config(profile, experiment)
+    run = run_dir_for(cfg, Path(root or results_root()) / profile)
+    if not (run / "test_metrics.json").exists():
+        raise FileNotFoundError(
+            f"no finished run of {experiment!r} at profile {profile!r} in {run}; produce it with "
+            f"`mrife reproduce --profile {profile}` (or `--only {experiment}`)"
+        )
+    history = pd.DataFrame(json.loads((run / "history.json").read_text()))
+    test = json.loads((run / "test_metrics.json").read_text())
+    return Result(experiment, run, load_yaml(run / "config.yaml"), history, test)
+
+
+def compare(profile: str, rows: dict[str, str], paper_table: dict[str, dict[str, float]],
+            metrics=None, root=None) -> pd.DataFrame:
+    """The paper's numbers beside ours.
+
+    Args:
+        rows: table row label -> experiment name (``None`` for a row we do not run).
+        paper_table: row label -> metric -> the paper's value (from :mod:`mrife.paper`).
+        metrics: columns to show (default: those of the paper's table).
+
+    Returns:
+        A DataFrame indexed by row label with columns ``(metric, "paper" | "ours")``; a
+        run that does not exist yet shows "not run" instead of a number.
+    """
+    metrics = metrics or list(next(iter(paper_table.values())))
+    table = {}
+    for label, experiment in rows.items():
+        try:
+            ours = result(profile, experiment, root).test if experiment else {}
+        except (FileNotFoundError, KeyError):
+            ours = {}
+        paper_row = paper_table.get(label, {})
+        table[label] = {(m, src): v for m in metrics
+                        for src, v in (("paper", paper_row.get(m, "")), ("ours", ours.get(m, "not run")))}
+    df = pd.DataFrame.from_dict(table, orient="index")
+    df.columns = pd.MultiIndex.from_tuples(df.columns, names=["metric", "source"])
+    return df

@@ -1,0 +1,186 @@
+"""Tests of mrife.cam: Grad-CAM maps of every model and layer, and the teacher left as it was.
+
+resnet18 at 32 x 32, batch 2, one model per name. A randomly initialized model's
+Grad-CAM is often all negative, a blank map after the ReLU. Negating the landslide
+logit (its row of the final classifier) negates every gradient upstream, so each layer
+is compared with the definition under whichever sign gives it a positive part.
+"""
+
+from __future__ import annotations
+
+import functools
+from contextlib import contextmanager
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mrife.cam import LAYERS, cam, gradients_enabled, layers, model_name, target_layer
+from mrife.models import MODEL_NAMES, DeepLabV3Plus, build_model
+
+B, H, W = 2, 32, 32
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread avoids OpenMP's overhead (and contention on a shared CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def label() -> torch.Tensor:
+    """A landslide rectangle in each image."""
+    mask = torch.zeros(B, H, W, dtype=torch.long)
+    mask[:, 8:24, 4:20] = 1
+    return mask
+
+
+def reference_cams(model, x, modules: dict, mask) -> dict[str, torch.Tensor]:
+    """Grad-CAM by its definition, for each named module, from one backward pass:
+    relu(sum_c mean(dS/dA_c) A_c), min-max scaled, upsampled bilinearly, scaled again
+    (pytorch-grad-cam's order); S = the landslide logit summed over `mask`."""
+    acts = {}
+    hooks = [m.register_forward_hook(lambda _module, _inputs, out, name=name: acts.__setitem__(name, out))
+             for name, m in modules.items()]
+    try:
+        with gradients_enabled(model):
+            score = (model.eval()(x)[:, 1] * mask).sum()
+            grads = torch.autograd.grad(score, [acts[name] for name in modules])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    refs = {}
+    for name, grad in zip(modules, grads):
+        raw = (grad.mean((2, 3), keepdim=True) * acts[name].detach()).sum(1).relu()  # [B, C, h, w] -> [B, h, w]
+        up = F.interpolate(_minmax(raw)[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)
+        refs[name] = _minmax(up[:, 0])
+    return refs
+
+
+def _minmax(t: torch.Tensor) -> torch.Tensor:
+    t = t - t.amin((1, 2), keepdim=True)
+    return t / (t.amax((1, 2), keepdim=True) + 1e-7)
+
+
+@contextmanager
+def landslide_logit_negated(model, negate: bool = True):
+    """Inside the block the model's landslide logit is negated (and so every gradient of it)."""
+    conv = model.classifier if isinstance(model, DeepLabV3Plus) else model.decoder.classifier
+    sign = -1.0 if negate else 1.0
+
+    def flip():
+        with torch.no_grad():
+            conv.weight[1].mul_(sign)
+            conv.bias[1].mul_(sign)
+
+    flip()
+    try:
+        yield
+    finally:
+        flip()
+
+
+def not_blank(heat: torch.Tensor) -> bool:
+    return bool(heat.amax((1, 2)).gt(0.99).all())
+
+
+@functools.cache
+def case(name: str):
+    """(model, images, {layer: (negated, reference map)}), each reference map not blank."""
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    x = torch.randn(B, 3, H, W, generator=torch.Generator().manual_seed(0))
+    refs = {}
+    for negate in (False, True):
+        with landslide_logit_negated(model, negate):
+            for layer, ref in reference_cams(model, x, layers(model), label()).items():
+                if layer not in refs and not_blank(ref):
+                    refs[layer] = (negate, ref)
+    blank = sorted(set(layers(model)) - set(refs))
+    assert not blank, f"{name}: expected a non-blank Grad-CAM of {blank} under one sign of the landslide logit"
+    return model, x, refs
+
+
+def test_every_model_has_layers():
+    assert set(LAYERS) == set(MODEL_NAMES), f"expected Grad-CAM layers for {MODEL_NAMES}, got {list(LAYERS)}"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_cam_matches_the_definition_for_every_layer(name):
+    model, x, refs = case(name)
+    assert model_name(model) == name, f"expected model_name {name!r}, got {model_name(model)!r}"
+    for layer, (negate, ref) in refs.items():
+        with landslide_logit_negated(model, negate):
+            heat = cam(model, x, layer, target_mask=label())
+        assert heat.shape == (B, H, W), f"{name}/{layer}: expected heat map {(B, H, W)}, got {tuple(heat.shape)}"
+        assert heat.dtype == torch.float32, f"{name}/{layer}: expected float32, got {heat.dtype}"
+        assert heat.min() >= 0 and heat.max() <= 1, f"{name}/{layer}: expected values in [0, 1]"
+        err = float((heat - ref).abs().max())
+        assert err < 1e-3, f"{name}/{layer}: expected the Grad-CAM of its definition, max difference {err:.2e}"
+
+
+def test_mrife_layer_map():
+    model = case("mrife")[0]
+    assert target_layer(model) is model.fuse, "expected MRIFE's default layer to be the fusion module"
+    assert target_layer(model, "segmentation") is model.seg_encoder, "expected 'segmentation' = seg_encoder"
+    assert target_layer(model, "enhancement") is model.teacher, "expected 'enhancement' = the teacher encoder"
+
+
+def test_teacher_requires_grad_restored_and_no_grads_left():
+    model, x, _ = case("mrife")
+    model.train()
+    before = {n: p.requires_grad for n, p in model.named_parameters()}
+    assert not any(before[n] for n in before if n.startswith("teacher_ema.")), "precondition: teacher frozen"
+    cam(model, x, "enhancement", target_mask=label())
+    after = {n: p.requires_grad for n, p in model.named_parameters()}
+    assert after == before, "expected every requires_grad flag restored after Grad-CAM"
+    assert all(p.grad is None for p in model.parameters()), "expected no gradient left on any parameter"
+    assert model.training and not model.teacher.training, "expected train mode restored (teacher stays in eval)"
+    model.eval()
+
+
+def test_flags_restored_when_the_block_raises():
+    model = case("mrife")[0]
+    with pytest.raises(RuntimeError, match="inside"):
+        with gradients_enabled(model):
+            assert all(p.requires_grad for p in model.teacher.parameters()), "expected the teacher unfrozen inside"
+            raise RuntimeError("raised inside")
+    assert not any(p.requires_grad for p in model.teacher.parameters()), "expected the teacher frozen again"
+
+
+def test_predicted_target_and_empty_mask():
+    model, x, _ = case("segbranch")
+    predicted = (model(x).argmax(1) == 1).long()
+    expected = cam(model, x, target_mask=predicted)
+    assert torch.equal(cam(model, x, target_mask=None), expected), "expected None to score the predicted pixels"
+    empty = cam(model, x, target_mask=torch.zeros(B, H, W, dtype=torch.long))
+    assert torch.count_nonzero(empty) == 0, "expected a blank map when no pixel is scored"
+
+
+def test_cam_works_under_no_grad():
+    model, x, refs = case("icssn")
+    negate, ref = refs["encoder"]
+    with torch.no_grad(), landslide_logit_negated(model, negate):
+        heat = cam(model, x, "encoder", target_mask=label())
+    assert torch.allclose(heat, ref, atol=1e-3), "expected Grad-CAM to enable gradients inside no_grad()"
+
+
+def test_errors_name_the_valid_choices():
+    model, x, _ = case("deeplabv3plus")
+    with pytest.raises(KeyError, match="aspp, decoder"):
+        cam(model, x, "fused", target_mask=label())
+    with pytest.raises(ValueError, match=r"\[B, H, W\]"):
+        cam(model, x, target_mask=label()[0])
+    with pytest.raises(TypeError, match="known models"):
+        model_name(torch.nn.Conv2d(3, 3, 1))
+
+
+def test_mode_restored_after_an_error():
+    model, x, _ = case("segbranch")
+    model.train()
+    with pytest.raises(ValueError):
+        cam(model, x, target_mask=label()[:1])  # one mask for two images
+    assert model.training, "expected the model's train mode restored after an error"
+    model.eval()

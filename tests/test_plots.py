@@ -1,0 +1,37 @@
+"""Figure helpers: the boundary drawn in red, and images restored from normalized tensors."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import torch
+
+from mrife.data.transforms import MEAN, STD
+from mrife.plots import boundary, loss_curves, show_blocks, show_prediction, to_rgb
+
+
+def test_boundary_is_the_inner_rim():
+    mask = np.zeros((6, 6), dtype=np.uint8)
+    mask[1:5, 1:5] = 1
+    expected = mask.astype(bool).copy()
+    expected[2:4, 2:4] = False  # the inside of a 4x4 square is not on its rim
+    assert np.array_equal(boundary(mask), expected), "boundary should be the square's one-pixel rim"
+
+
+def test_to_rgb_inverts_the_normalization():
+    rgb = np.random.default_rng(0).random((4, 5, 3)).astype(np.float32)
+    t = (torch.from_numpy(rgb).permute(2, 0, 1) - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)
+    assert np.allclose(to_rgb(t), rgb, atol=1e-6), "to_rgb should undo the ImageNet normalization"
+
+
+def test_figures_draw_red_boundary_and_curves():
+    image = np.full((16, 16, 3), 0.5, dtype=np.float32)
+    mask = np.zeros((16, 16), dtype=np.uint8)
+    mask[4:12, 4:12] = 1
+    ax = show_prediction(image, mask, mask)
+    drawn = ax.images[0].get_array()
+    assert tuple(drawn[4, 4]) == (1.0, 0.0, 0.0), "the label's boundary should be red"
+    assert show_blocks(image, np.zeros((2, 2), dtype=int)).images, "nothing drawn"
+    ax = loss_curves([{"epoch": 0, "train_loss": 2.0, "train_cons": 0.0}, {"epoch": 1, "train_loss": 1.0, "train_cons": 0.0}])
+    assert [l.get_label() for l in ax.get_lines()] == ["loss"], "all-zero terms should be skipped"
