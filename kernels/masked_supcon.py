@@ -80,7 +80,7 @@ def masked_supcon(
         return (feat_s.sum() * 0.0).to(torch.promote_types(feat_s.dtype, torch.float32))
     if backend == "torch-chunked":
         # One gather per map, so that backward builds one map-sized gradient, not one per class.
-        rows_s, rows_t = _rows(feat_s, idx_s), _rows(feat_t, idx_t)  # [n_s, C], [n_t, C]
+        rows_s, rows_t = gather_rows(feat_s, idx_s), gather_rows(feat_t, idx_t)  # [n_s, C], [n_t, C]
         pos = torch.cat([rows_s[is_pos_s], rows_t[is_pos_t]])  # [N, C]
         neg = torch.cat([rows_s[~is_pos_s], rows_t[~is_pos_t]])  # [M, C]
         return chunked_supcon(pos, neg, temperature)
@@ -93,13 +93,6 @@ def masked_supcon(
     n_ps, n_qs = int(is_pos_s.sum()), int((~is_pos_s).sum())
     return MaskedSupConTriton.apply(feat_s, feat_t, p_idx.contiguous(), n_ps, q_idx.contiguous(), n_qs,
                                     float(temperature))
-
-
-def _rows(feat: Tensor, idx: Tensor) -> Tensor:
-    """Rows at flat positions, ``[B, C, h, w]``, ``[n]`` -> ``[n, C]``, reading only those rows
-    (``gather_rows`` first copies the whole map to ``[B*h*w, C]``). Backward scatter-adds."""
-    B, C, h, w = feat.shape
-    return feat.reshape(B, C, h * w)[idx // (h * w), :, idx % (h * w)]
 
 
 def _choose_backend(backend: str, feat: Tensor) -> str:
