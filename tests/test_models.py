@@ -12,7 +12,6 @@ import timm
 import torch
 
 from mrife.masking import BlockMasker
-
 from mrife.models import (
     MODEL_NAMES,
     MRIFE,
