@@ -6,8 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# The book's profile (smoke, cpu or paper). smoke until the cpu profile is sized and timed.
-export MRIFE_PROFILE ?= smoke
+# The book's profile: cpu (the real data, about 2 hours on 2 cores), smoke or paper.
+export MRIFE_PROFILE ?= cpu
 export MRIFE_RESULTS ?= $(CURDIR)/results
 # Read the Sichuan scenes from the shared mirror when it is there (no download).
 ifneq ($(wildcard ../shared/data/sichuan-landslide),)

@@ -39,7 +39,7 @@ from mrife.models import build_model
 from mrife.models.icssn import object_metrics
 
 # ---------------------------------------------------------------- data
-def build_splits(cfg: RunConfig) -> dict[str, list[data.Tile]]:
+def build_splits(cfg: RunConfig, progress: bool = True) -> dict[str, list[data.Tile]]:
     """Scenes of ``cfg.data.source`` cut into tiles and split 6:2:2 by scene."""
     d = cfg.data
     if d.source == "synthetic":
@@ -48,9 +48,9 @@ def build_splits(cfg: RunConfig) -> dict[str, list[data.Tile]]:
             slide_fraction=d.slide_fraction, seed=d.split_seed,
         )
     elif d.source == "sichuan":
-        scenes = data.sichuan().scenes()
+        scenes = data.sichuan().scenes(progress)
     else:
-        scenes = data.FolderDataset(d.source).scenes()
+        scenes = data.FolderDataset(d.source).scenes(progress)
     tiles = data.tile_scenes(scenes, d.tile_size, d.tile_stride)
     return data.split_by_scene(tiles, d.split, seed=d.split_seed)
 
@@ -171,7 +171,7 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True) -> Pat
     started = time.perf_counter()
 
     # Data
-    loaders = build_loaders(cfg, build_splits(cfg))
+    loaders = build_loaders(cfg, build_splits(cfg, progress))
     if len(loaders["train"]) == 0:
         raise ValueError(
             f"the training split has {len(loaders['train'].dataset)} tiles, fewer than one batch "

@@ -249,10 +249,11 @@ class FolderDataset:
     def __getitem__(self, i: int) -> Scene:
         return self.scene(i)
 
-    def scenes(self) -> list[Scene]:
-        """Read every scene (with a progress bar when there are many)."""
+    def scenes(self, progress: bool = True) -> list[Scene]:
+        """Read every scene (with a progress bar when there are many, unless not ``progress``)."""
         indices = range(len(self))
-        return [self.scene(i) for i in tqdm(indices, desc="reading scenes", disable=len(self) < 20)]
+        bar = tqdm(indices, desc="reading scenes", disable=not progress or len(self) < 20)
+        return [self.scene(i) for i in bar]
 
     def __repr__(self) -> str:
         return f"FolderDataset({str(self.root)!r}, {len(self)} scenes)"
