@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from torch.utils.data import DataLoader
 
 from mrife.config import RunConfig, load_profile, load_yaml
+from mrife.data import TileDataset
+from mrife.metrics import ConfusionMatrix
 from mrife.models import MODEL_NAMES
-from mrife.train import fit, run_dir_for, write_json
+from mrife.train import build_splits, confusion_by_scene, fit, load_run, run_dir_for, write_json
 
 # experiment -> overrides of the profile, and where the book shows it.
 EXPERIMENTS: dict[str, list[str]] = {
@@ -128,3 +131,55 @@ def compare(profile: str, rows: dict[str, str], paper_table: dict[str, dict[str,
     df = pd.DataFrame.from_dict(table, orient="index")
     df.columns = pd.MultiIndex.from_tuples(df.columns, names=["metric", "source"])
     return df
+
+
+def scene_confusions(runs: dict[str, Result]) -> dict[str, dict[str, ConfusionMatrix]]:
+    """Each run's best checkpoint on its test split: label -> scene -> ConfusionMatrix.
+
+    The input to :func:`mrife.metrics.scene_bootstrap`. Runs on the CPU; the test split
+    is built once per data configuration.
+    """
+    splits: dict[str, TileDataset] = {}
+    out = {}
+    for label, res in runs.items():
+        key = repr(res.config.data)
+        if key not in splits:
+            tiles = build_splits(res.config, progress=False)["test"]
+            splits[key] = TileDataset(tiles, res.config.data.input_size, equalize=res.config.data.equalize)
+        loader = DataLoader(splits[key], batch_size=res.config.train.batch_size)
+        out[label] = confusion_by_scene(load_run(res.run)[1], loader)
+    return out
+
+
+def leaders(table: pd.DataFrame) -> pd.DataFrame:
+    """Which row of a :func:`compare` table is best on each metric, in the paper and in ours.
+
+    Every metric here is better when higher. Returns a DataFrame indexed by metric with
+    columns ``paper``, ``ours`` (a row label; "tie: a, b" when the best value is shared,
+    "–" when fewer than two rows have a number) and ``same`` (whether they agree).
+    """
+    out = {}
+    for metric in table.columns.get_level_values("metric").unique():
+        best = {}
+        for source in ("paper", "ours"):
+            values = {row: v for row, v in table[(metric, source)].items() if isinstance(v, float)}
+            top = max(values.values(), default=None)
+            winners = [row for row, v in values.items() if v == top]
+            best[source] = ("–" if len(values) < 2 else winners[0] if len(winners) == 1
+                            else "tie: " + ", ".join(winners))
+        best["same"] = best["paper"] == best["ours"] and best["ours"] != "–"
+        out[metric] = best
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
+def read_differences(bootstrap: pd.DataFrame, metric: str, level: float = 0.9) -> str:
+    """One Markdown line per difference row of :func:`mrife.metrics.scene_bootstrap`."""
+    lines = []
+    for label, row in bootstrap.dropna(subset=["share > 0"]).iterrows():
+        if row["low"] > 0 or row["high"] < 0:
+            verdict = "larger than the spread that resampling the test scenes gives"
+        else:
+            verdict = "within the spread that resampling the test scenes gives (the interval holds 0)"
+        lines.append(f"- {label}: {metric} {row['value']:+.4f} ({level:.0%} interval {row['low']:+.4f} to "
+                     f"{row['high']:+.4f}; ahead in {row['share > 0']:.0%} of the draws): {verdict}.")
+    return "\n".join(lines)

@@ -115,6 +115,23 @@ def evaluate(model, loader: DataLoader, device=None, progress: bool = False) -> 
     return cm.compute()
 
 
+@torch.no_grad()
+def confusion_by_scene(model, loader: DataLoader, device=None) -> dict[str, ConfusionMatrix]:
+    """One confusion matrix per scene of ``loader`` (``model`` in eval mode).
+
+    Pooling them gives :func:`evaluate`'s numbers; kept apart, they let
+    :func:`mrife.metrics.scene_bootstrap` resample the scenes.
+    """
+    device = device or next(model.parameters()).device
+    model.eval()
+    per_scene: dict[str, ConfusionMatrix] = {}
+    for batch in loader:
+        pred = model(batch["image"].to(device)).argmax(1).cpu()  # [B, H, W]
+        for i, scene in enumerate(batch["scene"]):
+            per_scene.setdefault(scene, ConfusionMatrix()).update(pred[i], batch["mask"][i])
+    return per_scene
+
+
 # ---------------------------------------------------------------- files
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from mrife.metrics import METRIC_NAMES, ConfusionMatrix
+from mrife.metrics import METRIC_NAMES, ConfusionMatrix, scene_bootstrap
 
 
 def from_counts(tp, fp, fn, tn) -> ConfusionMatrix:
@@ -59,3 +59,47 @@ def test_absent_class_gives_no_nan():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="differ in shape"):
         ConfusionMatrix().update(torch.zeros(1, 4, 4), torch.zeros(1, 4, 5))
+
+
+# ---------------------------------------------------------------- scene bootstrap
+def per_scene(counts: dict[str, tuple]) -> dict[str, ConfusionMatrix]:
+    return {scene: from_counts(*c) for scene, c in counts.items()}
+
+
+WEAK = {"a": (10, 30, 30, 930), "b": (50, 10, 60, 880), "c": (0, 5, 40, 955), "d": (80, 40, 20, 860)}
+STRONG = {s: (tp + 5, max(fp - 5, 0), max(fn - 5, 0), tn) for s, (tp, fp, fn, tn) in WEAK.items()}
+
+
+def test_bootstrap_value_is_the_pooled_metric():
+    table = scene_bootstrap({"weak": per_scene(WEAK)}, "lIoU")
+    tp, fp, fn, _ = (sum(c[k] for c in WEAK.values()) for k in range(4))
+    assert table.loc["weak", "value"] == pytest.approx(tp / (tp + fp + fn))
+    assert table.loc["weak", "low"] <= table.loc["weak", "value"] <= table.loc["weak", "high"]
+    assert table.loc["weak", "low"] < table.loc["weak", "high"], "four unequal scenes must give an interval"
+
+
+def test_bootstrap_difference_is_paired():
+    table = scene_bootstrap({"weak": per_scene(WEAK), "strong": per_scene(STRONG), "same": per_scene(WEAK)},
+                            "F1", focus="strong")
+    # better on every scene: better on every draw, whatever scenes the draw holds
+    assert table.loc["strong - weak", "share > 0"] == 1.0 and table.loc["strong - weak", "low"] > 0
+    # two copies of one model: the paired difference is zero on every draw
+    same = scene_bootstrap({"weak": per_scene(WEAK), "copy": per_scene(WEAK)}, "F1", focus="copy")
+    assert same.loc["copy - weak", ["value", "low", "high", "share > 0"]].tolist() == [0, 0, 0, 0]
+
+
+def test_bootstrap_is_seeded():
+    a = scene_bootstrap({"weak": per_scene(WEAK)}, seed=3)
+    b = scene_bootstrap({"weak": per_scene(WEAK)}, seed=3)
+    assert a.equals(b)
+
+
+def test_bootstrap_bad_input():
+    with pytest.raises(ValueError, match="same test scenes"):
+        scene_bootstrap({"weak": per_scene(WEAK), "other": per_scene({"a": WEAK["a"]})})
+    with pytest.raises(KeyError, match="unknown metric"):
+        scene_bootstrap({"weak": per_scene(WEAK)}, "IoU")
+    with pytest.raises(KeyError, match="focus"):
+        scene_bootstrap({"weak": per_scene(WEAK)}, focus="nope")
+    with pytest.raises(ValueError, match="level"):
+        scene_bootstrap({"weak": per_scene(WEAK)}, level=90)

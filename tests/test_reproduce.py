@@ -1,8 +1,12 @@
 """The reproduce runner and the paper-vs-ours tables the chapters read."""
 
+import pandas as pd
 import pytest
 
-from mrife.reproduce import EXPERIMENTS, available_experiments, compare, experiment_config, reproduce, result
+from mrife.metrics import METRIC_NAMES, metrics_from_counts
+from mrife.reproduce import (EXPERIMENTS, available_experiments, compare, experiment_config, leaders,
+                             read_differences, reproduce, result, scene_confusions)
+from mrife.train import build_splits
 
 TINY = ["data.synthetic_scenes=4", "data.synthetic_size=64", "data.tile_size=64", "data.input_size=32",
         "train.batch_size=2", "train.epochs=1"]
@@ -37,3 +41,27 @@ def test_reproduce_writes_runs_the_tables_read(tmp_path, monkeypatch):
     table = compare("smoke", {"Baseline": "segbranch", "Other": None}, PAPER, root=tmp_path)
     assert table.loc["Baseline", ("F1", "ours")] == res.test["F1"], "ours must be the run's test metric"
     assert table.loc["Other", ("F1", "ours")] == "not run"
+    # Per-scene counts of the best checkpoint pool back to the run's own test metrics.
+    per_scene = scene_confusions({"seg": res})
+    assert set(per_scene["seg"]) == {tile.scene for tile in build_splits(res.config)["test"]}
+    pooled = metrics_from_counts(*(sum(c) for c in zip(*(cm.counts for cm in per_scene["seg"].values()))))
+    assert {m: float(pooled[m]) for m in METRIC_NAMES} == pytest.approx({m: res.test[m] for m in METRIC_NAMES})
+
+
+def test_leaders_name_the_best_row_per_metric():
+    table = compare("smoke", {"Baseline": None, "Other": None}, PAPER)
+    table[("lIoU", "ours")] = [0.2, 0.3]
+    table[("F1", "ours")] = [0.4, 0.4]
+    best = leaders(table)
+    assert best.loc["lIoU"].tolist() == ["Baseline", "Other", False]
+    assert best.loc["F1", "ours"] == "tie: Baseline, Other"
+    assert leaders(compare("smoke", {"Baseline": None}, PAPER)).loc["lIoU", "ours"] == "–"
+
+
+def test_read_differences_says_when_the_interval_holds_zero():
+    boot = pd.DataFrame({"value": [0.3, 0.05, -0.2], "low": [0.2, -0.01, -0.3], "high": [0.4, 0.1, -0.1],
+                         "share > 0": [float("nan"), 0.9, 0.0]}, index=["A", "A - B", "A - C"])
+    lines = read_differences(boot, "lIoU").splitlines()
+    assert len(lines) == 2, "model rows are not differences"
+    assert "holds 0" in lines[0] and "+0.0500" in lines[0] and "90% of the draws" in lines[0]
+    assert "larger than the spread" in lines[1]
