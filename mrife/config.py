@@ -122,14 +122,14 @@ class RunConfig:
 PROFILES: dict[str, list[str]] = {
     "paper": [],
     # The real Sichuan scenes at a size a 2-core CPU trains in minutes per run: every run
-    # of `mrife reproduce` in under 2 hours. Measured on 2 cores: 44 steps per epoch;
-    # about 45 s per epoch for a segmentation-only model and 95 s for MRIFE (three
-    # encoders), so 7 epochs of the 10 experiments take about 95 minutes. A 10-epoch
-    # trial of DeepLabv3+ flattened from epoch 6 (the book shows the curves).
+    # of `mrife reproduce` in under 2 hours. Measured on 2 cores: 88 steps of the paper's
+    # batch of 4 per epoch; about 50 s per epoch for a segmentation-only model and 100 s
+    # for MRIFE (three encoders), so 7 epochs of the 10 experiments take about 100
+    # minutes. Batch 8 (half the steps) was still climbing after 7 epochs.
     "cpu": [
         "data.tile_size=256", "data.tile_stride=256", "data.input_size=96",
         "model.backbone=resnet18", "model.pretrained=false",
-        "train.epochs=7", "train.batch_size=8", "train.workers=0",
+        "train.epochs=7", "train.workers=0",
     ],
     # The whole pipeline in seconds, on synthetic data: for CI and tests.
     "smoke": [

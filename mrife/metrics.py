@@ -96,7 +96,7 @@ def scene_bootstrap(
 
     Args:
         per_scene: model label -> test scene -> its ConfusionMatrix (the same scenes for
-            every model), e.g. from :func:`mrife.reproduce.confusion_by_scene`.
+            every model), e.g. from :func:`mrife.reproduce.scene_confusions`.
         focus: a model label; adds a row ``"<focus> - <model>"`` per other model.
 
     Returns:
