@@ -263,3 +263,13 @@ def describe(cfg: RunConfig) -> list[tuple[str, object, str]]:
         for f in dataclasses.fields(value):
             rows.append((f"{section.name}.{f.name}", getattr(value, f.name), f.metadata.get("source", "")))
     return rows
+
+
+def summary(cfg: RunConfig) -> str:
+    """One line naming a run's profile, data and sizes, as the book prints above its tables."""
+    d, m, t = cfg.data, cfg.model, cfg.train
+    data = {"synthetic": f"{d.synthetic_scenes} synthetic scenes of {d.synthetic_size} px",
+            "sichuan": "the Sichuan scenes"}.get(d.source, f"the folder {d.source}")
+    weights = "ImageNet weights" if m.pretrained else "random init"
+    return (f"profile {cfg.profile}: {data}; tiles of {d.tile_size} px scaled to {d.input_size} px; "
+            f"{m.backbone} ({weights}); {t.epochs} epochs, batch {t.batch_size}; seed {cfg.seed}")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mrife.config import (RunConfig, config_hash, describe, load_profile, load_yaml, save_yaml)
+from mrife.config import RunConfig, config_hash, describe, load_profile, load_yaml, save_yaml, summary
 
 
 def test_paper_profile_holds_table_ii():
@@ -53,3 +53,10 @@ def test_bad_yaml_names_the_file(tmp_path):
     path.write_text("train: [unclosed")
     with pytest.raises(ValueError, match="broken.yaml"):
         load_yaml(path)
+
+
+def test_summary_names_data_and_sizes():
+    line = summary(load_profile("cpu"))
+    assert line.startswith("profile cpu: the Sichuan scenes; tiles of 256 px scaled to 96 px; resnet18 (random init)")
+    assert "synthetic scenes" in summary(load_profile("smoke"))
+    assert "the folder /data/x" in summary(load_profile("cpu", ["data.source=/data/x"]))
