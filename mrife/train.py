@@ -4,8 +4,10 @@ A run directory ``<root>/<model>-<config hash>/`` holds:
 
 - ``config.yaml``: the resolved configuration;
 - ``history.json``: one record per epoch (each loss term, validation metrics, seconds);
-- ``last.pt`` (model, optimizer, schedule, epoch: for resuming) and ``best.pt`` (weights
-  of the epoch with the best validation lIoU);
+- ``best.pt``: the weights of the epoch with the best validation lIoU;
+- ``last.pt`` (model, optimizer, schedule, epoch): for resuming, while the run is under
+  way; removed once the run is finished, since a finished run is never trained again
+  (it is twice the size of ``best.pt``);
 - ``test_metrics.json``: the best checkpoint on the test split; its presence marks the
   run finished;
 - ``provenance.json``: git commit, package versions, seed, device, wall time.
@@ -251,6 +253,7 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True) -> Pat
     prior = json.loads((run / "provenance.json").read_text())["wall_time_s"] if (run / "provenance.json").exists() else 0
     write_json(run / "provenance.json", provenance(cfg, device, prior + time.perf_counter() - started))
     write_json(run / "test_metrics.json", test)
+    (run / "last.pt").unlink()
     return run
 
 

@@ -48,6 +48,12 @@ def test_hash_ignores_device_but_not_lr():
     assert config_hash(a) != config_hash(load_profile("smoke", ["train.lr=0.1"]))
 
 
+def test_added_field_at_its_old_value_keeps_earlier_run_names():
+    # e0fa18494e: the cpu profile's MRIFE runs, made before `model.channels` existed.
+    assert config_hash(load_profile("cpu")) == "e0fa18494e"
+    assert config_hash(load_profile("cpu", ["model.channels=64"])) != "e0fa18494e"
+
+
 def test_bad_yaml_names_the_file(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("train: [unclosed")

@@ -309,3 +309,15 @@ def test_build_model_from_the_project_model_config(name):
     with torch.no_grad():
         y = model(images(1, 64, 64))
     assert y.shape == (1, 2, 64, 64), f"{name}: expected logits [1, 2, 64, 64], got {tuple(y.shape)}"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_channels_set_the_width_of_every_aspp(name):
+    from mrife.config import ModelConfig
+    from mrife.models.encoder import ASPP
+
+    model = build_model(ModelConfig(name=name, backbone="resnet18", pretrained=False, channels=32)).eval()
+    widths = {m.project[0][0].out_channels for m in model.modules() if isinstance(m, ASPP)}
+    assert widths == {32}, f"{name}: expected every ASPP to output 32 channels, got {widths}"
+    with torch.no_grad():
+        assert model(images(1, 64, 64)).shape == (1, 2, 64, 64)

@@ -54,8 +54,9 @@ def test_same_seed_same_history(tmp_path, name):
 def test_run_directory_contents_and_resume(tmp_path, monkeypatch):
     cfg = load_profile("smoke", TINY)
     full = fit(cfg, tmp_path / "full", progress=False)
-    for name in ("config.yaml", "history.json", "last.pt", "best.pt", "test_metrics.json", "provenance.json"):
+    for name in ("config.yaml", "history.json", "best.pt", "test_metrics.json", "provenance.json"):
         assert (full / name).exists(), f"{name} missing from the run directory"
+    assert not (full / "last.pt").exists(), "a finished run keeps no resume checkpoint"
     prov = json.loads((full / "provenance.json").read_text())
     assert prov["seed"] == 0 and prov["packages"]["torch"].startswith("2.14")
     assert not list(full.glob(".*")), "temporary files were left behind"

@@ -3,7 +3,8 @@
 Each stage is ConvTranspose2d + BatchNorm + ReLU + Dropout; a 1x1 classifier
 follows. The two stages recover exactly the input resolution: x4 then x2 at
 output stride 8, x4 then x4 at output stride 16. The paper (and its reference
-[40]) gives no channel widths; the project halves the width at each stage.
+[40]) gives no channel widths; the project halves the width at each stage
+(256 -> 128 -> 64 for the usual 256-channel encoder).
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ def _up_stage(cin: int, cout: int, factor: int, dropout: float) -> nn.Sequential
 
 
 class Decoder(nn.Module):
-    """Features [B, in_channels, h, w] -> logits [B, num_classes, h*os, w*os]."""
+    """Features [B, in_channels, h, w] -> logits [B, num_classes, h*os, w*os].
+
+    `hidden` are the two stages' widths, by default half and a quarter of `in_channels`.
+    """
 
     def __init__(
         self,
@@ -35,12 +39,13 @@ class Decoder(nn.Module):
         num_classes: int = 2,
         output_stride: int = 8,
         dropout: float = 0.1,
-        hidden: tuple[int, int] = (128, 64),
+        hidden: tuple[int, int] | None = None,
     ):
         super().__init__()
         if output_stride not in STAGE_FACTORS:
             raise ValueError(f"output_stride must be one of {tuple(STAGE_FACTORS)}, got {output_stride!r}")
         f1, f2 = STAGE_FACTORS[output_stride]
+        hidden = hidden or (in_channels // 2, in_channels // 4)
         self.output_stride = output_stride
         self.up1 = _up_stage(in_channels, hidden[0], f1, dropout)
         self.up2 = _up_stage(hidden[0], hidden[1], f2, dropout)

@@ -19,10 +19,12 @@ The test-time prediction is the segmentation network's output.
 What the description leaves open, and what this re-implementation chose:
 
 - Backbone: ResNet101 in ICSSN. Chosen: the run's ``model.backbone`` (resnet101 in the
-  paper profile, resnet18 in the cpu and smoke profiles, as for every model).
+  paper profile, resnet18 in the cpu profile, resnet10t in the smoke profile, as for
+  every model).
 - Image label: "landslide / non-landslide". Chosen: 1 when the mask holds any landslide pixel.
 - Classification head: not described. Chosen: global average pooling of the shared
-  features ``[B, 256, h, w] -> [B, 256]``, dropout, one linear layer -> 2 logits.
+  features ``[B, C, h, w] -> [B, C]`` (C = ``model.channels``, 256), dropout, one
+  linear layer -> 2 logits.
 - Siamese views: augmentations not described. Chosen: two random views of each image,
   made on the normalized batch tensor: horizontal / vertical flips (p = 1/2 each),
   k quarter turns (k uniform in 0..3, square inputs only), contrast x U(0.8, 1.2) per
@@ -30,7 +32,7 @@ What the description leaves open, and what this re-implementation chose:
   pixel units). Drawn from a ``torch.Generator`` seeded by the optimizer step, so a
   run is deterministic and a resumed run repeats the same views.
 - Object-level contrast: pairs and head not described. Chosen: a projection head
-  (Linear 256-256, ReLU, Linear 256-128, SimCLR's) on the pooled features. For each
+  (Linear C-C, ReLU, Linear C-128, SimCLR's) on the pooled features. For each
   image, its two views are the anchors and positives and both views of every image of
   the other class in the batch are the negatives (other images of the same class are
   neither); ``supervised_contrastive(views [2, 128], other class [2 B', 128]) / 2``,
@@ -201,6 +203,7 @@ class ICSSN(nn.Module):
         obj_con_weight: weight of the object-level contrast in the classification phase.
         sub_con_weight: weight of the sub-object-level contrast in the segmentation phase.
         num_classes: segmentation classes (2: background, landslide).
+        channels: the shared encoder's feature width (ASPP output).
     """
 
     def __init__(
@@ -216,6 +219,7 @@ class ICSSN(nn.Module):
         obj_con_weight: float = 1.0,
         sub_con_weight: float = 1.0,
         num_classes: int = 2,
+        channels: int = 256,
     ):
         super().__init__()
         if block not in BLOCKS:
@@ -231,7 +235,7 @@ class ICSSN(nn.Module):
         self.cls_steps, self.seg_steps = int(cls_steps), int(seg_steps)
         self.temperature = temperature
         self.obj_con_weight, self.sub_con_weight = obj_con_weight, sub_con_weight
-        self.encoder = Encoder(backbone, block, pretrained, weights_path)
+        self.encoder = Encoder(backbone, block, pretrained, weights_path, channels)
         self.decoder = Decoder(self.encoder.out_channels, num_classes, block, dropout)
         self.object_head = ObjectHead(self.encoder.out_channels, 2, PROJECTION_DIM, dropout)
 

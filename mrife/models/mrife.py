@@ -90,12 +90,14 @@ def build_segbranch(
     block: int = 8,
     dropout: float = 0.1,
     num_classes: int = 2,
+    channels: int = 256,
 ) -> SegBranch:
     """The segmentation branch with MRIFE's encoder and decoder (the ablation's "B").
 
-    `block` is the output stride (8 or 16), named as in `MRIFE` so one config serves both.
+    `block` is the output stride (8 or 16), named as in `MRIFE` so one config serves both;
+    `channels` is the encoder's feature width.
     """
-    encoder = Encoder(backbone, block, pretrained, weights_path)
+    encoder = Encoder(backbone, block, pretrained, weights_path, channels)
     return SegBranch(encoder, Decoder(encoder.out_channels, num_classes, block, dropout))
 
 
@@ -113,6 +115,7 @@ class MRIFE(nn.Module):
         ema_decay: lambda of Eq. (1), theta_t <- lambda theta_t + (1 - lambda) theta_s.
         dropout: decoder dropout.
         num_classes: output classes (2: background, landslide).
+        channels: feature width C of every encoder (ASPP output), 256 as in DeepLabv3.
     """
 
     def __init__(
@@ -126,6 +129,7 @@ class MRIFE(nn.Module):
         ema_decay: float = 0.996,
         dropout: float = 0.1,
         num_classes: int = 2,
+        channels: int = 256,
     ):
         super().__init__()
         if block not in BLOCKS:
@@ -136,16 +140,15 @@ class MRIFE(nn.Module):
             raise ValueError(f"ema_decay must be in [0, 1], got {ema_decay!r}")
         self.block = block
         self.fuse_train = fuse_train
-        self.seg_encoder = Encoder(backbone, block, pretrained, weights_path)
+        self.seg_encoder = Encoder(backbone, block, pretrained, weights_path, channels)
         # Same architecture, separate parameters. When the download already failed
         # for seg_encoder, do not wait for it to fail again (timm retries for ~50 s).
         pretrained = pretrained and self.seg_encoder.pretrained_loaded
-        self.student = Encoder(backbone, block, pretrained, weights_path)
+        self.student = Encoder(backbone, block, pretrained, weights_path, channels)
         # ModelEmaV3 deep-copies the student (teacher starts equal to it, as in DINO),
         # and its update lerps every floating state_dict entry: weights and BN buffers.
         self.teacher_ema = ModelEmaV3(self.student, decay=ema_decay)
         self.teacher_ema.requires_grad_(False)
-        channels = self.seg_encoder.out_channels
         self.fuse = Fusion(fusion, channels)
         self.decoder = Decoder(channels, num_classes, block, dropout)
 
