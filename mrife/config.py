@@ -71,7 +71,7 @@ class ModelConfig:
     cls_steps: int = project(5)
     seg_steps: int = project(15)
     obj_con_weight: float = project(1.0)
-    sub_con_weight: float = project(1.0)
+    sub_con_weight: float = project(0.1)
 
 
 @dataclass

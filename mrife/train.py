@@ -156,16 +156,27 @@ def run_dir_for(cfg: RunConfig, root: str | Path = "runs") -> Path:
 
 
 def provenance(cfg: RunConfig, device, seconds: float) -> dict:
-    """Where and with what a run was produced."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                                capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
+    """Where and with what a run was produced.
+
+    ``git_dirty`` is true when tracked files differed from ``git_commit`` (the run's code
+    is then not exactly that commit's), ``None`` outside a git checkout.
+    """
+    commit = _git("rev-parse", "HEAD")
+    changes = _git("status", "--porcelain", "--untracked-files=no") if commit else None
     packages = {p: _version(p) for p in ("mrife", "torch", "torchvision", "timm", "numpy", "triton")}
-    return {"git_commit": commit or "unknown", "packages": packages, "python": platform.python_version(),
+    return {"git_commit": commit or "unknown", "git_dirty": None if changes is None else bool(changes),
+            "packages": packages, "python": platform.python_version(),
             "seed": cfg.seed, "device": str(device), "threads": torch.get_num_threads(),
             "machine": platform.machine(), "wall_time_s": round(seconds, 1)}
+
+
+def _git(*args: str) -> str:
+    """Output of ``git args`` in the package's checkout ("" when git or the checkout is missing)."""
+    try:
+        return subprocess.run(["git", *args], cwd=Path(__file__).parent,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def _version(package: str) -> str:

@@ -87,6 +87,20 @@ def test_run_directory_contents_and_resume(tmp_path, monkeypatch):
     assert (run / "test_metrics.json").stat().st_mtime_ns == mtime, "a finished run was trained again"
 
 
+@pytest.mark.parametrize("status, dirty", [(" M mrife/models/icssn.py", True), ("", False)])
+def test_provenance_says_whether_the_code_had_uncommitted_changes(monkeypatch, status, dirty):
+    answers = {"rev-parse": "0691917f", "status": status}
+    monkeypatch.setattr(train_module, "_git", lambda *args: answers[args[0]])
+    prov = train_module.provenance(load_profile("smoke"), "cpu", 1.0)
+    assert prov["git_commit"] == "0691917f" and prov["git_dirty"] is dirty
+
+
+def test_provenance_outside_a_checkout(monkeypatch):
+    monkeypatch.setattr(train_module, "_git", lambda *args: "")
+    prov = train_module.provenance(load_profile("smoke"), "cpu", 1.0)
+    assert prov["git_commit"] == "unknown" and prov["git_dirty"] is None
+
+
 def test_non_finite_loss_stops_with_clear_error(tmp_path):
     cfg = load_profile("smoke", [*TINY, "train.lr=1e30", "model.name=segbranch"])
     with pytest.raises(FloatingPointError, match="non-finite loss"):
