@@ -146,6 +146,11 @@ _NOT_HASHED = {"profile", "train.workers", "train.device"}
 # Fields added after runs were published, with the value every earlier run used: left
 # out of the hash at that value, so earlier run directories keep their names.
 _ADDED_LATER = {"model.channels": 256}
+# Fields only ICSSN reads: another model's hash sees them at these fixed values (their
+# first defaults, so earlier run directories keep their names), since they cannot change
+# what that model computes.
+_ICSSN_ONLY = {"model.cls_steps": 5, "model.seg_steps": 15,
+               "model.obj_con_weight": 1.0, "model.sub_con_weight": 1.0}
 
 
 def load_profile(name: str, overrides: typing.Sequence[str] = ()) -> RunConfig:
@@ -255,6 +260,8 @@ def config_hash(cfg: RunConfig) -> str:
     """Ten hex digits identifying what a run computes (device and workers left out)."""
     flat = {k: v for k, v in _flatten(to_dict(cfg)).items()
             if k not in _NOT_HASHED and _ADDED_LATER.get(k, object()) != v}
+    if cfg.model.name != "icssn":
+        flat.update(_ICSSN_ONLY)
     return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:10]
 
 

@@ -54,6 +54,13 @@ def test_added_field_at_its_old_value_keeps_earlier_run_names():
     assert config_hash(load_profile("cpu", ["model.channels=64"])) != "e0fa18494e"
 
 
+def test_icssn_only_fields_change_the_hash_of_icssn_runs_only():
+    for key in ("model.cls_steps=2", "model.seg_steps=3", "model.obj_con_weight=0.5", "model.sub_con_weight=0.5"):
+        assert config_hash(load_profile("cpu", [key])) == "e0fa18494e", f"{key} changed an MRIFE run's hash"
+        icssn = ["model.name=icssn"]
+        assert config_hash(load_profile("cpu", [*icssn, key])) != config_hash(load_profile("cpu", icssn)), key
+
+
 def test_bad_yaml_names_the_file(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("train: [unclosed")
