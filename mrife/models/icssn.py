@@ -43,8 +43,8 @@ What the description leaves open, and what this re-implementation chose:
   the shared feature map (output stride = ``block``: one point per 8 x 8 block, as in
   MRIFE), through a projection head (1x1 conv C-C, ReLU, 1x1 conv C-128), as in the
   pixel contrast of Wang et al., ICCV 2021 (arXiv 2101.11939). Without the head, on the
-  shared features at weight 1, the term kept the segmentation from learning in the
-  ``cpu`` runs (validation lIoU near 0). Class 1 = the blocks the mask module's sampler picks
+  shared features at weight 1, the term kept the segmentation from learning (see
+  "Diagnostic runs" below). Class 1 = the blocks the mask module's sampler picks
   (``BlockMasker``: under the default ``mask.strategy=edge+back`` the edge blocks of
   ``classify_blocks``, a share ``mask.ratio`` of them per image), class 0 = as many
   background blocks per image; the rows of all images form one contrast set (within
@@ -69,6 +69,21 @@ What the description leaves open, and what this re-implementation chose:
 - Reported terms: ``loss``, ``ce``, ``cls``, ``obj_con``, ``sub_con``; the terms of the
   inactive phase are 0, so an epoch's mean of a term is its phase's share of steps
   times its mean within the phase.
+
+Diagnostic runs (profile ``cpu``, seed 0, 2026-11-24; test lIoU of the best-validation
+epoch; ``mrife train --profile cpu --set model.name=icssn --set ...``), beside the
+segmentation branch alone (the same encoder and decoder, ``segbranch``: 0.359):
+
+- no head, sub-object weight 1, with the classification phase (the first default): 0.010;
+- the same without the classification phase (``model.cls_steps=0``): 0.044;
+- no sub-object term (``model.sub_con_weight=0``), with the classification phase: 0.163;
+- the projection head at weight 0.1, with the classification phase (the defaults): 0.176.
+
+So the sub-object term no longer holds the segmentation back, while the alternation
+with the classification phase still costs it much of the branch's lIoU at this profile:
+its validation lIoU peaks after the first epoch and falls back, and its classifier does
+no better than calling every tile "landslide". Longer runs, or other phase lengths
+(``model.cls_steps``, ``model.seg_steps``), are the next thing to try.
 """
 
 from __future__ import annotations
