@@ -10,7 +10,8 @@ A run directory ``<root>/<model>-<config hash>/`` holds:
   (it is twice the size of ``best.pt``);
 - ``test_metrics.json``: the best checkpoint on the test split; its presence marks the
   run finished;
-- ``provenance.json``: git commit, package versions, seed, device, wall time.
+- ``provenance.json``: git commit (and whether the tree had uncommitted changes), package
+  versions, seed, device, wall time.
 
 Every file is written atomically (temporary file, then rename), so an interrupted run
 loses at most the epoch under way and resumes from its last complete one.
@@ -264,7 +265,7 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True) -> Pat
     prior = json.loads((run / "provenance.json").read_text())["wall_time_s"] if (run / "provenance.json").exists() else 0
     write_json(run / "provenance.json", provenance(cfg, device, prior + time.perf_counter() - started))
     write_json(run / "test_metrics.json", test)
-    (run / "last.pt").unlink()
+    (run / "last.pt").unlink(missing_ok=True)
     return run
 
 

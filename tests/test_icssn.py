@@ -90,8 +90,10 @@ def test_each_term_finite_and_only_the_phase_terms_active(tiles, slides):
         out["loss"].backward()
         grads = {n: p.grad for n, p in model.named_parameters()}
         assert all(torch.isfinite(g).all() for g in grads.values() if g is not None), f"{phase}: non-finite gradient"
-        idle = "decoder." if phase == "cls" else "object_head."
+        idle = ("decoder.", "point_head.") if phase == "cls" else ("object_head.",)
         assert all(g is None for n, g in grads.items() if n.startswith(idle)), f"{phase} phase should not touch {idle}"
+        if phase == "seg" and slides > 0:
+            assert grads["point_head.2.weight"] is not None, "the sub-object contrast should train the point head"
         assert grads["encoder.aspp.project.0.0.weight"] is not None, f"{phase} phase should update the shared encoder"
         model.zero_grad(set_to_none=True)
 

@@ -72,8 +72,10 @@ def test_backward_reaches_every_trainable_parameter(name):
     target = torch.randint(0, 2, (2, 64, 64), generator=torch.Generator().manual_seed(1))
     x = images(2, 64, 64)
     loss = torch.nn.functional.cross_entropy(forward(model, x), target)
-    if hasattr(model, "training_losses"):  # ICSSN's object head learns in its classification phase
-        loss = loss + model.training_losses(x, target, BlockMasker(), step=0)["loss"]
+    if hasattr(model, "training_losses"):  # ICSSN: the object head learns in the classification
+        # phase (step 0), the point head in the segmentation phase (step cls_steps)
+        for step in (0, model.cls_steps):
+            loss = loss + model.training_losses(x, target, BlockMasker(), step=step)["loss"]
     loss.backward()
     trainable_ids = {id(p) for p in trainable(model)}
     for n, p in model.named_parameters():
