@@ -77,13 +77,15 @@ segmentation branch alone (the same encoder and decoder, ``segbranch``: 0.359):
 - no head, sub-object weight 1, with the classification phase (the first default): 0.010;
 - the same without the classification phase (``model.cls_steps=0``): 0.044;
 - no sub-object term (``model.sub_con_weight=0``), with the classification phase: 0.163;
-- the projection head at weight 0.1, with the classification phase (the defaults): 0.176.
+- the projection head at weight 0.1, with the classification phase (the defaults): 0.176;
+- the defaults without the object contrast (``model.obj_con_weight=0``): 0.129.
 
 So the sub-object term no longer holds the segmentation back, while the alternation
-with the classification phase still costs it much of the branch's lIoU at this profile:
-its validation lIoU peaks after the first epoch and falls back, and its classifier does
-no better than calling every tile "landslide". Longer runs, or other phase lengths
-(``model.cls_steps``, ``model.seg_steps``), are the next thing to try.
+with the classification phase still costs it much of the branch's lIoU at this profile;
+dropping the object contrast does not win it back (one seed each, on 7 test scenes).
+With the defaults, the validation lIoU peaks after the first epoch and falls back, and
+the classifier does no better than calling every tile "landslide". Longer runs, or
+other phase lengths (``model.cls_steps``, ``model.seg_steps``), are the next thing to try.
 """
 
 from __future__ import annotations
