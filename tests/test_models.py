@@ -323,3 +323,9 @@ def test_channels_set_the_width_of_every_aspp(name):
     assert widths == {32}, f"{name}: expected every ASPP to output 32 channels, got {widths}"
     with torch.no_grad():
         assert model(images(1, 64, 64)).shape == (1, 2, 64, 64)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_too_few_channels_are_named_in_the_error(name):
+    with pytest.raises(ValueError, match="model.channels"):
+        build_model(name, backbone="resnet18", channels=4)

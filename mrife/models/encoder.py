@@ -133,6 +133,8 @@ class ASPP(nn.Module):
         super().__init__()
         if len(rates) != 3:
             raise ValueError(f"ASPP takes three atrous rates, got {tuple(rates)}")
+        if int(channels) != channels or channels < 8:  # MRIFE's decoder narrows to channels / 4
+            raise ValueError(f"channels (model.channels) must be an integer >= 8, got {channels!r}")
         self.branches = nn.ModuleList(
             [conv_bn_relu(in_channels, channels)]
             + [conv_bn_relu(in_channels, channels, 3, rate) for rate in rates]
