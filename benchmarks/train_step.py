@@ -24,25 +24,26 @@ import torch.nn.functional as F
 
 from mrife.config import load_profile
 from mrife.losses import reconstruction_loss, sfce_loss
-from mrife.masking import BlockMasker
-from mrife.train import build_loaders, build_splits, make_model
+from mrife.models import build_model
+from mrife.train import build_loaders, build_splits
 
 
-def mrife_step(model, opt, masker, images, masks, cfg) -> dict[str, float]:
-    """One MRIFE step; seconds spent in each stage."""
+def mrife_step(model, opt, images, masks) -> dict[str, float]:
+    """One MRIFE step (``model.training_losses`` taken apart); seconds spent in each stage."""
     t = [time.perf_counter()]
-    masked = masker(images, masks)
+    masked = model.masker(images, masks)
     t.append(time.perf_counter())
     out = model(images, masked.images)
     ce = F.cross_entropy(out.logits, masks)
     t.append(time.perf_counter())
     rec = reconstruction_loss(out.student, out.teacher, torch.cat([masked.idx_pos, masked.idx_neg]))
-    cons = sfce_loss(out.student, out.teacher, masked.idx_pos, masked.idx_neg, cfg.loss.temperature)
+    cons = sfce_loss(out.student, out.teacher, masked.idx_pos, masked.idx_neg, model.temperature)
     t.append(time.perf_counter())
     opt.zero_grad(set_to_none=True)
-    (cfg.loss.alpha * rec + cfg.loss.beta * cons + cfg.loss.gamma * ce).backward()
+    w = model.weights
+    (w.alpha * rec + w.beta * cons + w.gamma * ce).backward()
     opt.step()
-    model.update_teacher()
+    model.after_step()
     t.append(time.perf_counter())
     names = ("masking", "forward", "aux_losses", "backward_step_ema")
     return {n: b - a for n, a, b in zip(names, t, t[1:])}
@@ -67,15 +68,13 @@ def main() -> None:
     batch = next(iter(build_loaders(cfg, build_splits(cfg))["train"]))
     images, masks = batch["image"], batch["mask"]
     torch.manual_seed(0)
-    models = {name: make_model(load_profile(args.profile, [f"model.name={name}"])).train()
+    models = {name: build_model(load_profile(args.profile, [f"model.name={name}"])).train()
               for name in ("mrife", "segbranch")}
-    opts = {n: torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
-            for n, m in models.items()}
-    masker = BlockMasker(cfg.model.block, cfg.mask.strategy, cfg.mask.ratio)
+    opts = {n: torch.optim.SGD(m.trainable_parameters(), lr=1e-3, momentum=0.9) for n, m in models.items()}
 
     stages, seg = [], []
     for i in range(args.repeats + 2):  # interleaved, so that both see the same machine load
-        s = mrife_step(models["mrife"], opts["mrife"], masker, images, masks, cfg)
+        s = mrife_step(models["mrife"], opts["mrife"], images, masks)
         g = seg_step(models["segbranch"], opts["segbranch"], images, masks)
         if i >= 2:
             stages.append(s)

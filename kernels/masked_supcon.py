@@ -6,7 +6,7 @@ them to one of three backends:
 - ``"triton"``: the fused kernel of ``masked_supcon_triton.py``. CUDA tensors, or CPU
   tensors under Triton's interpreter (``TRITON_INTERPRET=1`` set before the kernels are
   first imported: how the tests run it).
-- ``"torch"``: the eager reference :func:`mrife.losses.supervised_contrastive` on the
+- ``"torch"``: the eager reference :func:`mrife.kernels.supervised_contrastive` on the
   gathered rows. Holds ``N x N`` and ``N x M`` buffers.
 - ``"torch-chunked"``: the kernel's algorithm tiled with PyTorch ops
   (``masked_supcon_chunked.py``): bounded memory on CPU.
@@ -22,9 +22,8 @@ import os
 import torch
 from torch import Tensor
 
-from mrife.losses import gather_rows, supervised_contrastive
-
 from .masked_supcon_chunked import chunked_supcon
+from .reference import gather_rows, supervised_contrastive
 
 BACKENDS = ("auto", "triton", "torch", "torch-chunked")
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)

@@ -9,17 +9,31 @@ The names a notebook needs::
 
 and the pieces: ``mrife.data``, ``mrife.BlockMasker``, ``mrife.build_model``,
 ``mrife.joint_loss``, ``mrife.ConfusionMatrix``.
+
+Imports run one way, from the leaves up; a module imports only from its own layer's
+package or from the layers below it (``tests/test_layers.py`` checks every import):
+
+1. the leaves: ``config``, ``paper``, ``data``, ``masking``, ``metrics`` and
+   ``mrife.kernels`` (the SFCE kernel with the reference it is checked against);
+2. ``losses``: every loss term, built on the kernels;
+3. ``models``: the models and their training contract (``models/base.py``);
+4. ``runs``: the run directory (atomic writes, checkpoints, provenance, ``load_run``);
+5. ``train``: the data loaders and the loop;
+6. what uses trained runs: ``cam``, ``plots``, ``reproduce``;
+7. ``cli``, then this package's face (``__init__``, ``__main__``).
 """
 
 __version__ = "0.1.0"
 
 from mrife import data
 from mrife.config import RunConfig, load_profile
-from mrife.losses import joint_loss, reconstruction_loss, sfce_loss, supervised_contrastive
+from mrife.kernels import supervised_contrastive
+from mrife.losses import joint_loss, reconstruction_loss, sfce_loss
 from mrife.masking import BlockMasker, classify_blocks
 from mrife.metrics import ConfusionMatrix
 from mrife.models import MODEL_NAMES, build_model
-from mrife.train import evaluate, fit, load_run
+from mrife.runs import load_run
+from mrife.train import evaluate, fit
 
 __all__ = [
     "data", "RunConfig", "load_profile", "joint_loss", "reconstruction_loss", "sfce_loss",

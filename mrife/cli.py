@@ -78,7 +78,8 @@ def _reproduce(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from mrife.train import build_loaders, build_splits, evaluate, load_run
+    from mrife.runs import load_run
+    from mrife.train import build_loaders, build_splits, evaluate
 
     cfg, model = load_run(args.run)
     loader = build_loaders(cfg, build_splits(cfg))[args.split]
@@ -89,12 +90,11 @@ def _evaluate(args) -> int:
 def _info(args) -> int:
     import torch
 
-    from mrife import __version__
-    from mrife.train import _version
+    from mrife.runs import package_version
 
-    print(f"mrife {__version__}, python {platform.python_version()}")
+    print(f"mrife {package_version('mrife')}, python {platform.python_version()}")
     for package in ("torch", "torchvision", "triton", "timm"):
-        print(f"{package:12s}{_version(package)}")
+        print(f"{package:12s}{package_version(package)}")
     cuda = torch.cuda.is_available()
     print(f"cuda        {'yes: ' + torch.cuda.get_device_name(0) if cuda else 'no'}; cpu threads {torch.get_num_threads()}")
     print(f"profiles    {', '.join(sorted(PROFILES))}")

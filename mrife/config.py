@@ -60,7 +60,7 @@ class ModelConfig:
     backbone: str = paper("resnet101")
     pretrained: bool = paper(True)  # ImageNet weights when they can be downloaded
     weights_path: str | None = project(None)  # local backbone state dict
-    block: int = paper(8)  # mask block = encoder output stride (Table V: 8 or 16)
+    output_stride: int = paper(8)  # of every encoder, = the masked block size in pixels (Table V: 8 or 16)
     fusion: str = paper("add")  # "add" or "concat" (Fig. 8)
     fuse_train: str = project("student")  # features fused during training: "student" or "teacher"
     ema_decay: float = paper(0.996)
@@ -68,6 +68,7 @@ class ModelConfig:
     channels: int = project(256)  # encoder feature width (ASPP output), DeepLabv3's
     # ICSSN only: a re-implementation from its published description (mrife.models.icssn
     # lists what that description leaves open); its iterative phases, in optimizer steps.
+    # A field a model does not take must stay at its default (mrife.models.build_model).
     cls_steps: int = project(5)
     seg_steps: int = project(15)
     obj_con_weight: float = project(1.0)
@@ -143,14 +144,6 @@ PROFILES: dict[str, list[str]] = {
 
 # Fields that do not change what a run computes, left out of its hash.
 _NOT_HASHED = {"profile", "train.workers", "train.device"}
-# Fields added after runs were published, with the value every earlier run used: left
-# out of the hash at that value, so earlier run directories keep their names.
-_ADDED_LATER = {"model.channels": 256}
-# Fields only ICSSN reads: another model's hash sees them at these fixed values (their
-# first defaults, so earlier run directories keep their names), since they cannot change
-# what that model computes.
-_ICSSN_ONLY = {"model.cls_steps": 5, "model.seg_steps": 15,
-               "model.obj_con_weight": 1.0, "model.sub_con_weight": 1.0}
 
 
 def load_profile(name: str, overrides: typing.Sequence[str] = ()) -> RunConfig:
@@ -258,10 +251,7 @@ def load_yaml(path: str | Path) -> RunConfig:
 
 def config_hash(cfg: RunConfig) -> str:
     """Ten hex digits identifying what a run computes (device and workers left out)."""
-    flat = {k: v for k, v in _flatten(to_dict(cfg)).items()
-            if k not in _NOT_HASHED and _ADDED_LATER.get(k, object()) != v}
-    if cfg.model.name != "icssn":
-        flat.update(_ICSSN_ONLY)
+    flat = {k: v for k, v in _flatten(to_dict(cfg)).items() if k not in _NOT_HASHED}
     return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:10]
 
 

@@ -1,11 +1,12 @@
-"""The three loss terms of MRIFE (paper Sec. III-C and III-D, Eqs. 2-8).
+"""Every loss term of the models: MRIFE's three (paper Sec. III-C and III-D, Eqs. 2-8)
+and ICSSN's object and sub-object contrasts, built on :mod:`mrife.kernels`.
 
 Feature maps are ``[B, C, h, w]``; masked positions are flat indices into ``B*h*w``
 (``b * h*w + row * w + col``), as :class:`mrife.masking.BlockMasker` returns them.
 
-Errata applied (see ``NOTES.md``): the indicator of Eq. (5) is 1 for i != j; Eq. (7)
-is the ordinary cross-entropy; the mean of Eq. (2) is over the masked points of one
-image and the channels.
+Errata applied (see ``NOTES.md``): the indicator of Eq. (5) is 1 for i != j (in
+:func:`mrife.kernels.supervised_contrastive`); Eq. (7) is the ordinary cross-entropy;
+the mean of Eq. (2) is over the masked points of one image and the channels.
 """
 
 from __future__ import annotations
@@ -16,12 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-def gather_rows(feat: Tensor, idx: Tensor) -> Tensor:
-    """Feature rows at flat positions: ``[B, C, h, w]``, ``[N]`` -> ``[N, C]``."""
-    B, C, h, w = feat.shape
-    # Index the [B, C, h*w] view: only the N selected rows are copied, not the whole map.
-    return feat.flatten(2)[idx // (h * w), :, idx % (h * w)]  # [N, C]
+from mrife.kernels import gather_rows, masked_supcon, supervised_contrastive
 
 
 def reconstruction_loss(student: Tensor, teacher: Tensor, idx: Tensor) -> Tensor:
@@ -50,38 +46,6 @@ def reconstruction_loss(student: Tensor, teacher: Tensor, idx: Tensor) -> Tensor
     return (per_image_sum / count.clamp(min=1)).sum()
 
 
-def supervised_contrastive(pos: Tensor, neg: Tensor, temperature: float = 0.07) -> Tensor:
-    """Supervised contrastive loss of Eqs. (4)-(5), with the indicator corrected.
-
-    Rows are L2-normalized here. With ``s = cos / temperature``, anchor ``i`` of ``pos``
-    has ``L_i = -(1/N) sum_{j != i} log( exp(s_ij) / (exp(s_ij) + sum_k exp(s_ik)) )``,
-    ``j`` over ``pos`` and ``k`` over ``neg``; the result is ``sum_i L_i``.
-    This eager version is the reference that the Triton kernel in ``mrife.kernels``
-    matches; it holds two ``[N, N]`` and ``[N, M]`` buffers.
-
-    Args:
-        pos: ``[N, C]`` class-1 (landslide edge) feature rows: anchors and positives.
-        neg: ``[M, C]`` class-0 (background) feature rows: negatives.
-        temperature: tau of Eq. (5) (0.07 by default, SupCon's).
-
-    Returns:
-        A scalar (float32 at least); 0 with a zero gradient when ``N < 2`` or ``M == 0``.
-    """
-    N, M = pos.shape[0], neg.shape[0]
-    if N < 2 or M == 0:
-        return (pos.sum() + neg.sum()) * 0.0
-    dtype = torch.promote_types(pos.dtype, torch.float32)
-    p = F.normalize(pos.to(dtype), dim=1)
-    n = F.normalize(neg.to(dtype), dim=1)
-    s_pos = p @ p.T / temperature  # [N, N]
-    s_neg = p @ n.T / temperature  # [N, M]
-    log_neg_sum = torch.logsumexp(s_neg, dim=1, keepdim=True)  # [N, 1]
-    # log(e^s / (e^s + e^L)) = s - logaddexp(s, L): stable for any temperature.
-    log_ratio = s_pos - torch.logaddexp(s_pos, log_neg_sum)  # [N, N]
-    off_diag = ~torch.eye(N, dtype=torch.bool, device=pos.device)
-    return -(log_ratio * off_diag).sum() / N
-
-
 def sfce_loss(
     student: Tensor,
     teacher: Tensor,
@@ -106,8 +70,6 @@ def sfce_loss(
     Returns:
         A scalar; 0 when the batch holds no complete pair.
     """
-    from mrife.kernels import masked_supcon
-
     B, _, h, w = student.shape
     img_pos, img_neg = idx_pos // (h * w), idx_neg // (h * w)
     total = student.sum() * 0.0
@@ -171,3 +133,58 @@ def joint_loss(
         cons = sfce_loss(student, teacher, idx_pos, idx_neg, temperature)
     loss = weights.alpha * reconst + weights.beta * cons + weights.gamma * ce
     return {"loss": loss, "ce": ce, "reconst": reconst, "cons": cons}
+
+
+# ---------------------------------------------------------------- ICSSN's contrasts
+
+
+def object_contrast(z1: Tensor, z2: Tensor, labels: Tensor, temperature: float = 0.07) -> Tensor:
+    """ICSSN's object-level contrast between images (siamese views).
+
+    For image i, the anchors and positives are its two views ``z1[i], z2[i]``; the
+    negatives are both views of every image whose label differs. The term is
+    ``supervised_contrastive / 2`` (the mean over the two anchors), averaged over the
+    images that have a negative.
+
+    Args:
+        z1, z2: ``[B, D]`` projections of the first and second views.
+        labels: int64 ``[B]`` image labels.
+        temperature: tau.
+
+    Returns:
+        A scalar; 0 with a zero gradient when every image has one label.
+    """
+    terms = []
+    for i in range(len(labels)):
+        other = labels != labels[i]
+        if not other.any():
+            continue
+        pos = torch.stack([z1[i], z2[i]])  # [2, D]
+        neg = torch.cat([z1[other], z2[other]])  # [2 B', D]
+        terms.append(supervised_contrastive(pos, neg, temperature) / 2)
+    if not terms:
+        return (z1.sum() + z2.sum()) * 0.0
+    return torch.stack(terms).mean()
+
+
+def sub_object_contrast(feat: Tensor, idx_pos: Tensor, idx_neg: Tensor, temperature: float = 0.07) -> Tensor:
+    """ICSSN's sub-object-level contrast: boundary feature points against background points.
+
+    All rows of the batch form one contrast set (within and across images): class 1 at
+    ``idx_pos``, class 0 at ``idx_neg``. The value is ``supervised_contrastive`` on
+    those rows (computed by ``masked_supcon``: the Triton kernel on CUDA), divided by
+    the number of anchors, so that its scale does not grow with the number of edge points.
+
+    Args:
+        feat: ``[B, D, h, w]`` point features; every row gets a gradient.
+        idx_pos, idx_neg: int64 flat positions into ``B*h*w`` (``b*h*w + row*w + col``).
+        temperature: tau.
+
+    Returns:
+        A scalar; 0 with a zero gradient with fewer than 2 class-1 points or no class-0 point.
+    """
+    idx = torch.cat([idx_pos, idx_neg])
+    lab = torch.cat([torch.ones_like(idx_pos), torch.zeros_like(idx_neg)])
+    none = idx[:0]  # no teacher rows: masked_supcon's second map only holds constants
+    loss = masked_supcon(feat, idx, lab, feat.detach(), none, none, temperature=temperature)
+    return loss / max(idx_pos.numel(), 1)

@@ -80,7 +80,8 @@ class BlockMasker:
         block: block size in pixels; must equal the encoder's output stride (8 or 16).
         strategy: ``"edge+back"`` (paper default), ``"center+back"`` or ``"all"`` (Table VI).
         ratio: share of the candidate class-1 blocks masked (NOTES.md: one half).
-        seed: seed of the masker's own generator (draws are reproducible per call order).
+        seed: seed of the masker's own generator (draws are reproducible per call order),
+            used when a call passes no generator.
     """
 
     def __init__(self, block: int = 8, strategy: str = "edge+back", ratio: float = 0.5, seed: int = 0):
@@ -91,20 +92,24 @@ class BlockMasker:
         self.block, self.strategy, self.ratio = block, strategy, ratio
         self.generator = torch.Generator().manual_seed(seed)
 
-    def __call__(self, images: Tensor, masks: Tensor) -> MaskedBatch:
-        """Mask a batch: ``images [B, 3, H, W]`` (normalized), ``masks [B, H, W]`` in {0, 1}."""
+    def __call__(self, images: Tensor, masks: Tensor, generator: torch.Generator | None = None) -> MaskedBatch:
+        """Mask a batch: ``images [B, 3, H, W]`` (normalized), ``masks [B, H, W]`` in {0, 1}.
+
+        ``generator`` (a CPU generator) draws the blocks; by default the masker's own.
+        """
         if images.dim() != 4 or masks.shape != (images.shape[0], *images.shape[-2:]):
             raise ValueError(
                 f"expected images [B, 3, H, W] and masks [B, H, W], got {tuple(images.shape)} "
                 f"and {tuple(masks.shape)}"
             )
+        generator = self.generator if generator is None else generator
         classes = classify_blocks(masks, self.block)  # [B, h, w]
         B, h, w = classes.shape
         flat = classes.reshape(B, h * w).cpu()
         is_pos = torch.isin(flat, torch.tensor(STRATEGIES[self.strategy]))
         pos, neg = [], []
         for b in range(B):
-            p, n = self._sample(is_pos[b], flat[b] == BACKGROUND)
+            p, n = self._sample(is_pos[b], flat[b] == BACKGROUND, generator)
             pos.append(p + b * h * w)
             neg.append(n + b * h * w)
         idx_pos = torch.cat(pos).to(images.device)
@@ -114,10 +119,10 @@ class BlockMasker:
         keep = keep.view(B, 1, h, w).repeat_interleave(self.block, 2).repeat_interleave(self.block, 3)
         return MaskedBatch(images * keep, idx_pos, idx_neg, classes)
 
-    def _sample(self, is_pos: Tensor, is_neg: Tensor) -> tuple[Tensor, Tensor]:
+    def _sample(self, is_pos: Tensor, is_neg: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Equal-sized random draws (flat indices within one image) from two block sets."""
         cand_pos, cand_neg = is_pos.nonzero()[:, 0], is_neg.nonzero()[:, 0]
         n = 0 if len(cand_pos) == 0 else min(max(1, round(self.ratio * len(cand_pos))), len(cand_neg))
-        pick_pos = torch.randperm(len(cand_pos), generator=self.generator)[:n]
-        pick_neg = torch.randperm(len(cand_neg), generator=self.generator)[:n]
+        pick_pos = torch.randperm(len(cand_pos), generator=generator)[:n]
+        pick_neg = torch.randperm(len(cand_neg), generator=generator)[:n]
         return cand_pos[pick_pos].sort().values, cand_neg[pick_neg].sort().values

@@ -2,7 +2,7 @@
 
 ``mrife reproduce --profile P`` trains each experiment below into ``results/P/``, a run
 directory per experiment named by the hash of its resolved config (see
-:func:`mrife.train.fit`): a finished run is never trained twice and an interrupted one
+:mod:`mrife.runs`): a finished run is never trained twice and an interrupted one
 resumes. Chapters read the runs back with :func:`result` and :func:`compare`.
 """
 
@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader
 from mrife.config import RunConfig, load_profile, load_yaml
 from mrife.data import TileDataset
 from mrife.metrics import ConfusionMatrix
-from mrife.models import MODEL_NAMES
-from mrife.train import build_splits, confusion_by_scene, fit, load_run, run_dir_for, write_json
+from mrife.runs import load_run, run_dir_for, write_json
+from mrife.train import build_splits, confusion_by_scene, fit
 
 # experiment -> overrides of the profile, and where the book shows it.
 EXPERIMENTS: dict[str, list[str]] = {
@@ -31,7 +31,7 @@ EXPERIMENTS: dict[str, list[str]] = {
     "segbranch": ["model.name=segbranch"],  # Table IV "B (seg branch)", Fig. 7
     "mrife-mfm": ["model.name=mrife", "loss.beta=0"],  # Table IV "B+M"
     "mrife-no-distill": ["model.name=mrife", "model.ema_decay=0"],  # Fig. 6: teacher = current student
-    "mrife-block16": ["model.name=mrife", "model.block=16"],  # Table V
+    "mrife-block16": ["model.name=mrife", "model.output_stride=16"],  # Table V: 16 x 16 blocks
     "mrife-center": ["model.name=mrife", "mask.strategy=center+back"],  # Table VI
     "mrife-all": ["model.name=mrife", "mask.strategy=all"],  # Table VI
     "mrife-concat": ["model.name=mrife", "model.fusion=concat"],  # fusion cross-validation, Fig. 8
@@ -49,11 +49,6 @@ def experiment_config(profile: str, experiment: str, overrides=()) -> RunConfig:
     return load_profile(profile, [*EXPERIMENTS[experiment], *overrides])
 
 
-def available_experiments() -> list[str]:
-    """The experiments whose model this installation knows (all, once ICSSN is in)."""
-    return [e for e in EXPERIMENTS if experiment_config("smoke", e).model.name in MODEL_NAMES]
-
-
 def reproduce(profile: str, root: str | Path | None = None, experiments=None, overrides=(),
               progress: bool = True) -> dict[str, Path]:
     """Train (or resume, or skip) each experiment of ``profile``; returns their run directories.
@@ -66,7 +61,7 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
     index_path = root / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     runs = {}
-    for name in experiments or available_experiments():
+    for name in experiments or EXPERIMENTS:
         cfg = experiment_config(profile, name, overrides)
         done = (run_dir_for(cfg, root) / "test_metrics.json").exists()
         print(f"[{profile}] {name}: {'finished, skipped' if done else 'training'} ({run_dir_for(cfg, root).name})",
@@ -117,13 +112,19 @@ def compare(profile: str, rows: dict[str, str], paper_table: dict[str, dict[str,
     Returns:
         A DataFrame indexed by row label with columns ``(metric, "paper" | "ours")``; a
         run that does not exist yet shows "not run" instead of a number.
+
+    Raises:
+        KeyError: a row names an experiment that does not exist (the message lists them).
     """
+    unknown = sorted(e for e in rows.values() if e is not None and e not in EXPERIMENTS)
+    if unknown:
+        raise KeyError(f"unknown experiments {unknown} in the rows; valid: {', '.join(EXPERIMENTS)}")
     metrics = metrics or list(next(iter(paper_table.values())))
     table = {}
     for label, experiment in rows.items():
         try:
             ours = result(profile, experiment, root).test if experiment else {}
-        except (FileNotFoundError, KeyError):
+        except FileNotFoundError:
             ours = {}
         paper_row = paper_table.get(label, {})
         table[label] = {(m, src): v for m in metrics

@@ -1,45 +1,26 @@
-"""Training and evaluation of one run, written to a run directory.
+"""Training and evaluation of one run, written to its run directory (:mod:`mrife.runs`).
 
-A run directory ``<root>/<model>-<config hash>/`` holds:
-
-- ``config.yaml``: the resolved configuration;
-- ``history.json``: one record per epoch (each loss term, validation metrics, seconds);
-- ``best.pt``: the weights of the epoch with the best validation lIoU;
-- ``last.pt`` (model, optimizer, schedule, epoch): for resuming, while the run is under
-  way; removed once the run is finished, since a finished run is never trained again
-  (it is twice the size of ``best.pt``);
-- ``test_metrics.json``: the best checkpoint on the test split; its presence marks the
-  run finished;
-- ``provenance.json``: git commit (and whether the tree had uncommitted changes), package
-  versions, seed, device, wall time.
-
-Every file is written atomically (temporary file, then rename), so an interrupted run
-loses at most the epoch under way and resumes from its last complete one.
+:func:`fit` reads as its stages: the data, the model with its optimizer and schedule,
+the resume, the loop over epochs, and the test of the best-validation checkpoint. The
+loop knows a model only through the training contract of :mod:`mrife.models.base`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import subprocess
-import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import torch
-from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from mrife import data
-from mrife.config import RunConfig, config_hash, load_yaml, save_yaml
-from mrife.losses import LossWeights, joint_loss
-from mrife.masking import BlockMasker
+from mrife.config import RunConfig, save_yaml
 from mrife.metrics import ConfusionMatrix
-from mrife.models import build_model
-from mrife.models.icssn import object_metrics
+from mrife.models import SegmentationModel, build_model
+from mrife.runs import (is_finished, load_checkpoint, provenance, run_dir_for, save_checkpoint,
+                        write_json)
+
 
 # ---------------------------------------------------------------- data
 def build_splits(cfg: RunConfig, progress: bool = True) -> dict[str, list[data.Tile]]:
@@ -59,7 +40,7 @@ def build_splits(cfg: RunConfig, progress: bool = True) -> dict[str, list[data.T
 
 
 def build_loaders(cfg: RunConfig, splits: dict[str, list[data.Tile]]) -> dict[str, DataLoader]:
-    """Training loader (augmented, shuffled) and validation / test loaders."""
+    """Training loader (augmented, shuffled, its own generator) and validation / test loaders."""
     loaders = {}
     for name, tiles in splits.items():
         train = name == "train"
@@ -71,40 +52,30 @@ def build_loaders(cfg: RunConfig, splits: dict[str, list[data.Tile]]) -> dict[st
             dataset, batch_size=cfg.train.batch_size, shuffle=train, drop_last=train,
             num_workers=cfg.train.workers, generator=torch.Generator() if train else None,
         )
+    if len(loaders["train"]) == 0:
+        raise ValueError(
+            f"the training split has {len(loaders['train'].dataset)} tiles, fewer than one batch "
+            f"of {cfg.train.batch_size}: lower train.batch_size or use more scenes"
+        )
     return loaders
 
 
-# ---------------------------------------------------------------- model and loss
+# ---------------------------------------------------------------- optimizer and evaluation
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
 
-def make_model(cfg: RunConfig) -> torch.nn.Module:
-    """The model of ``cfg.model`` (a field another model takes is left out)."""
-    if cfg.model.name == "icssn":  # its contrastive terms share the loss temperature
-        return build_model(cfg.model, temperature=cfg.loss.temperature)
-    return build_model(cfg.model)
-
-
-def compute_losses(model, batch: dict, masker: BlockMasker, cfg: RunConfig, device,
-                   step: int = 0) -> dict[str, Tensor]:
-    """One forward pass and every loss term: ``{"loss", "ce", "reconst", "cons", ...}``.
-
-    A model with a ``training_losses(images, masks, masker, step)`` method (ICSSN) computes
-    its own terms; MRIFE gets the joint loss of Eq. (8); other models cross-entropy alone.
-    """
-    images, masks = batch["image"].to(device), batch["mask"].to(device)
-    if hasattr(model, "training_losses"):
-        return model.training_losses(images, masks, masker, step)
-    if not hasattr(model, "update_teacher"):  # segmentation-only models
-        return joint_loss(model(images), masks)
-    masked = masker(images, masks)
-    out = model(images, masked.images)
-    weights = LossWeights(cfg.loss.alpha, cfg.loss.beta, cfg.loss.gamma)
-    return joint_loss(out.logits, masks, out.student, out.teacher, masked.idx_pos,
-                      masked.idx_neg, weights, cfg.loss.temperature)
+def build_optimizer(cfg: RunConfig, model: SegmentationModel, steps_per_epoch: int):
+    """The paper's SGD and a poly learning-rate schedule precomputed over every step."""
+    t = cfg.train
+    optimizer = torch.optim.SGD(model.trainable_parameters(), lr=t.lr, momentum=t.momentum,
+                                weight_decay=t.weight_decay)
+    total = t.epochs * steps_per_epoch
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: (1 - min(step, total - 1) / total) ** t.lr_power)
+    return optimizer, schedule
 
 
 @torch.no_grad()
@@ -135,58 +106,6 @@ def confusion_by_scene(model, loader: DataLoader, device=None) -> dict[str, Conf
     return per_scene
 
 
-# ---------------------------------------------------------------- files
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1)))
-
-
-def run_dir_for(cfg: RunConfig, root: str | Path = "runs") -> Path:
-    return Path(root) / f"{cfg.model.name}-{config_hash(cfg)}"
-
-
-def provenance(cfg: RunConfig, device, seconds: float) -> dict:
-    """Where and with what a run was produced.
-
-    ``git_dirty`` is true when tracked files differed from ``git_commit`` (the run's code
-    is then not exactly that commit's), ``None`` outside a git checkout.
-    """
-    commit = _git("rev-parse", "HEAD")
-    changes = _git("status", "--porcelain", "--untracked-files=no") if commit else None
-    packages = {p: _version(p) for p in ("mrife", "torch", "torchvision", "timm", "numpy", "triton")}
-    return {"git_commit": commit or "unknown", "git_dirty": None if changes is None else bool(changes),
-            "packages": packages, "python": platform.python_version(),
-            "seed": cfg.seed, "device": str(device), "threads": torch.get_num_threads(),
-            "machine": platform.machine(), "wall_time_s": round(seconds, 1)}
-
-
-def _git(*args: str) -> str:
-    """Output of ``git args`` in the package's checkout ("" when git or the checkout is missing)."""
-    try:
-        return subprocess.run(["git", *args], cwd=Path(__file__).parent,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 # ---------------------------------------------------------------- the loop
 def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True) -> Path:
     """Train ``cfg`` into its run directory under ``root``; resume or skip if it exists.
@@ -195,7 +114,7 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True) -> Pat
     as it is; an interrupted one resumes after its last complete epoch.
     """
     run = run_dir_for(cfg, root)
-    if (run / "test_metrics.json").exists():
+    if is_finished(run):
         return run
     run.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, run / "config.yaml")
@@ -203,78 +122,68 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True) -> Pat
 
     # Data
     loaders = build_loaders(cfg, build_splits(cfg, progress))
-    if len(loaders["train"]) == 0:
-        raise ValueError(
-            f"the training split has {len(loaders['train'].dataset)} tiles, fewer than one batch "
-            f"of {cfg.train.batch_size}: lower train.batch_size or use more scenes"
-        )
 
-    # Model, masker, optimizer and schedule
+    # Model, optimizer and schedule; then what an interrupted run had done
     device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.seed)
-    model = make_model(cfg).to(device)
-    masker = BlockMasker(cfg.model.block, cfg.mask.strategy, cfg.mask.ratio, seed=cfg.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=cfg.train.lr, momentum=cfg.train.momentum,
-                                weight_decay=cfg.train.weight_decay)
-    total_steps = cfg.train.epochs * len(loaders["train"])
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: (1 - min(step, total_steps - 1) / total_steps) ** cfg.train.lr_power)
+    model = build_model(cfg).to(device)
+    optimizer, schedule = build_optimizer(cfg, model, len(loaders["train"]))
+    state = resume(run, model, optimizer, schedule, device)
+    started -= state["seconds"]  # wall time counts every try
 
-    history, best, start = [], -1.0, 0
-    if (run / "last.pt").exists():
-        state = torch.load(run / "last.pt", map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        history, best, start = state["history"], state["best"], state["epoch"] + 1
-
-    # Loop
-    epochs = tqdm(range(start, cfg.train.epochs), desc=run.name, disable=not progress,
-                  initial=start, total=cfg.train.epochs)
+    # Loop: train an epoch, validate, keep the best weights and a resumable state
+    draws = torch.Generator()  # the model's own random draws (the mask module)
+    epochs = tqdm(range(state["epoch"] + 1, cfg.train.epochs), desc=run.name, disable=not progress,
+                  initial=state["epoch"] + 1, total=cfg.train.epochs)
     for epoch in epochs:
         tic = time.perf_counter()
-        # Every random draw of an epoch is seeded by (seed, epoch), so a resumed run
-        # continues exactly as an uninterrupted one would.
-        epoch_seed = cfg.seed * 100_003 + epoch
-        torch.manual_seed(epoch_seed)
-        loaders["train"].generator.manual_seed(epoch_seed)
-        loaders["train"].dataset.set_epoch(epoch)
-        masker.generator.manual_seed(epoch_seed)
-        terms = train_epoch(model, loaders["train"], optimizer, schedule, masker, cfg, device, progress)
-        val = evaluate(model, loaders["val"], device)
-        record = {"epoch": epoch, "lr": schedule.get_last_lr()[0],
-                  **{f"train_{k}": v for k, v in terms.items()},
-                  **{f"val_{k}": v for k, v in val.items()},
-                  "seconds": round(time.perf_counter() - tic, 2)}
-        history.append(record)
-        if val["lIoU"] > best:
-            best = val["lIoU"]
-            atomic_write(run / "best.pt", lambda p: torch.save(model.state_dict(), p))
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "schedule": schedule.state_dict(), "epoch": epoch, "best": best, "history": history}
-        atomic_write(run / "last.pt", lambda p: torch.save(state, p))
-        write_json(run / "history.json", history)
-        epochs.set_postfix(loss=f"{terms['loss']:.3f}", val_lIoU=f"{val['lIoU']:.3f}")
+        seed_epoch(cfg.seed, epoch, loaders["train"], draws)
+        terms = train_epoch(model, loaders["train"], optimizer, schedule, draws, device, progress)
+        record = epoch_record(epoch, schedule, terms, evaluate(model, loaders["val"], device), tic)
+        save_epoch(run, state, record, model, optimizer, schedule, time.perf_counter() - started)
+        epochs.set_postfix(loss=f"{terms['loss']:.3f}", val_lIoU=f"{record['val_lIoU']:.3f}")
 
     # Test the best-validation checkpoint
-    model.load_state_dict(torch.load(run / "best.pt", map_location=device, weights_only=True))
-    test = evaluate(model, loaders["test"], device)
-    if hasattr(model, "classify"):  # ICSSN's object-level classification, for free
-        test.update(object_metrics(model, loaders["test"]))
-    prior = json.loads((run / "provenance.json").read_text())["wall_time_s"] if (run / "provenance.json").exists() else 0
-    write_json(run / "provenance.json", provenance(cfg, device, prior + time.perf_counter() - started))
+    model.load_state_dict(load_checkpoint(run / "best.pt", device))
+    test = evaluate(model, loaders["test"], device) | model.test_metrics(loaders["test"])
+    write_json(run / "provenance.json", provenance(cfg, device, time.perf_counter() - started))
     write_json(run / "test_metrics.json", test)
     (run / "last.pt").unlink(missing_ok=True)
     return run
 
 
-def train_epoch(model, loader, optimizer, schedule, masker, cfg, device, progress) -> dict[str, float]:
-    """One pass over ``loader``; returns the mean of each loss term."""
+def resume(run: Path, model, optimizer, schedule, device) -> dict:
+    """The loop's state: ``{"epoch", "best", "history", "seconds"}``, from ``last.pt`` if there is one.
+
+    The model, optimizer and schedule are loaded in place. A fresh run starts at epoch
+    -1 (none done), best validation lIoU -1.
+    """
+    if not (run / "last.pt").exists():
+        return {"epoch": -1, "best": -1.0, "history": [], "seconds": 0.0}
+    saved = load_checkpoint(run / "last.pt", device)
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    schedule.load_state_dict(saved["schedule"])
+    return {k: saved[k] for k in ("epoch", "best", "history", "seconds")}
+
+
+def seed_epoch(seed: int, epoch: int, loader: DataLoader, draws: torch.Generator) -> None:
+    """Seed every random draw of an epoch by ``(seed, epoch)``: a resumed run continues
+    exactly as an uninterrupted one would."""
+    epoch_seed = seed * 100_003 + epoch
+    torch.manual_seed(epoch_seed)
+    loader.generator.manual_seed(epoch_seed)
+    loader.dataset.set_epoch(epoch)
+    draws.manual_seed(epoch_seed)
+
+
+def train_epoch(model: SegmentationModel, loader, optimizer, schedule, draws, device, progress) -> dict[str, float]:
+    """One pass over ``loader``; returns the mean of each loss term the model reports."""
     model.train()
-    sums: dict[str, float] = {}  # every term the model reports
+    sums: dict[str, float] = {}
     for batch in tqdm(loader, desc="batches", leave=False, disable=not progress):
-        losses = compute_losses(model, batch, masker, cfg, device, step=schedule.last_epoch)
+        images, masks = batch["image"].to(device), batch["mask"].to(device)
+        losses = model.training_losses(images, masks, schedule.last_epoch, draws)
         if not torch.isfinite(losses["loss"]):
             values = {k: float(v.detach()) for k, v in losses.items()}
             raise FloatingPointError(
@@ -285,22 +194,28 @@ def train_epoch(model, loader, optimizer, schedule, masker, cfg, device, progres
         losses["loss"].backward()
         optimizer.step()
         schedule.step()
-        if hasattr(model, "update_teacher"):
-            model.update_teacher()
+        model.after_step()
         for k in losses:
             sums[k] = sums.get(k, 0.0) + float(losses[k].detach())
     return {k: v / len(loader) for k, v in sums.items()}
 
 
-def load_run(run: str | Path, checkpoint: str = "best.pt"):
-    """``(config, model)`` of a run directory, the model in eval mode on the CPU."""
-    run = Path(run)
-    if not (run / checkpoint).exists():
-        raise FileNotFoundError(f"{run / checkpoint} does not exist: train the run first (mrife train)")
-    cfg = load_yaml(run / "config.yaml")
-    cfg.model.pretrained = False  # the checkpoint holds every weight
-    model = make_model(cfg)
-    state = torch.load(run / checkpoint, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"] if "optimizer" in state else state)
-    return cfg, model.eval()
+def epoch_record(epoch: int, schedule, terms: dict, val: dict, tic: float) -> dict:
+    """One line of ``history.json``: the epoch's loss terms, validation metrics and seconds."""
+    return {"epoch": epoch, "lr": schedule.get_last_lr()[0],
+            **{f"train_{k}": v for k, v in terms.items()},
+            **{f"val_{k}": v for k, v in val.items()},
+            "seconds": round(time.perf_counter() - tic, 2)}
 
+
+def save_epoch(run: Path, state: dict, record: dict, model, optimizer, schedule, seconds: float) -> None:
+    """Add ``record`` to the history; write ``best.pt`` on a new best validation lIoU, then
+    ``last.pt`` and ``history.json`` (``state`` is updated in place)."""
+    state["history"].append(record)
+    state.update(epoch=record["epoch"], seconds=seconds)
+    if record["val_lIoU"] > state["best"]:
+        state["best"] = record["val_lIoU"]
+        save_checkpoint(run / "best.pt", model.state_dict())
+    save_checkpoint(run / "last.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                      "schedule": schedule.state_dict(), **state})
+    write_json(run / "history.json", state["history"])

@@ -10,10 +10,10 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from mrife import data
-from mrife.masking import BlockMasker
+from mrife.kernels import gather_rows, supervised_contrastive
+from mrife.losses import object_contrast, sub_object_contrast
 from mrife.models import ICSSN, build_model
-from mrife.losses import gather_rows, supervised_contrastive
-from mrife.models.icssn import LOSS_TERMS, object_contrast, object_metrics, random_view, sub_object_contrast
+from mrife.models.icssn import LOSS_TERMS, random_view
 
 SIZE = 64
 PHASE_TERMS = {"cls": ("cls", "obj_con"), "seg": ("ce", "sub_con")}
@@ -57,8 +57,8 @@ def test_build_model_by_name_and_bad_arguments():
     assert (model.cls_steps, model.seg_steps) == (2, 3), "build_model should pass the phase lengths"
     with pytest.raises(ValueError, match="seg_steps"):
         ICSSN(seg_steps=0)
-    with pytest.raises(ValueError, match="block"):
-        ICSSN(block=4)
+    with pytest.raises(ValueError, match="output_stride"):
+        ICSSN(output_stride=4)
 
 
 def test_phase_schedule():
@@ -75,7 +75,7 @@ def test_each_term_finite_and_only_the_phase_terms_active(tiles, slides):
     batch = batch_of(tiles, slides, 4 - slides)
     model = make(cls_steps=1, seg_steps=1).train()
     for step, phase in ((0, "cls"), (1, "seg")):
-        out = model.training_losses(batch["image"], batch["mask"], BlockMasker(seed=0), step)
+        out = model.training_losses(batch["image"], batch["mask"], step, torch.Generator().manual_seed(0))
         assert set(out) == set(LOSS_TERMS), f"expected the terms {LOSS_TERMS}, got {sorted(out)}"
         for name, value in out.items():
             assert value.dim() == 0 and torch.isfinite(value), (
@@ -96,13 +96,6 @@ def test_each_term_finite_and_only_the_phase_terms_active(tiles, slides):
             assert grads["point_head.2.weight"] is not None, "the sub-object contrast should train the point head"
         assert grads["encoder.aspp.project.0.0.weight"] is not None, f"{phase} phase should update the shared encoder"
         model.zero_grad(set_to_none=True)
-
-
-def test_masker_block_must_match_the_output_stride(tiles):
-    batch = batch_of(tiles, 2, 2)
-    model = make(block=8, cls_steps=0, seg_steps=1).train()
-    with pytest.raises(ValueError, match="block"):
-        model.training_losses(batch["image"], batch["mask"], BlockMasker(block=16), step=0)
 
 
 def test_random_view_is_seeded_and_keeps_the_shape():
@@ -142,13 +135,12 @@ def test_iterative_steps_lower_each_phase_loss(tiles):
     batch = batch_of(tiles, 2, 2)
     model = make(cls_steps=1, seg_steps=1).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    masker = BlockMasker(seed=0)
     seen = {"cls": [], "seg": []}
     for step in range(4):  # cls, seg, cls, seg
-        masker.generator.manual_seed(0)  # the same sub-object points at every step
+        draws = torch.Generator().manual_seed(0)  # the same sub-object points at every step
         # Steps 0 and 1 stand for every step of their phase: the same siamese views each
         # time, so that the change of the loss comes from training alone.
-        out = model.training_losses(batch["image"], batch["mask"], masker, step % 2)
+        out = model.training_losses(batch["image"], batch["mask"], step % 2, draws)
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
@@ -160,13 +152,13 @@ def test_iterative_steps_lower_each_phase_loss(tiles):
 def test_object_metrics_in_unit_range(tiles):
     dataset, has_slide = tiles
     model = make().train()
-    metrics = object_metrics(model, DataLoader(dataset, batch_size=8))
+    metrics = model.test_metrics(DataLoader(dataset, batch_size=8))
     assert set(metrics) == {"cls_accuracy", "cls_F1"}, f"expected cls_accuracy and cls_F1, got {sorted(metrics)}"
     assert all(0.0 <= v <= 1.0 for v in metrics.values()), f"metrics should lie in [0, 1]: {metrics}"
     assert model.training, "object_metrics should restore the training mode"
     # With a classifier that always says "landslide", accuracy is the landslide share.
     model.classify = lambda x: torch.tensor([[0.0, 1.0]]).expand(len(x), 2)
-    always = object_metrics(model, DataLoader(dataset, batch_size=8))
+    always = model.test_metrics(DataLoader(dataset, batch_size=8))
     share = sum(has_slide) / len(has_slide)
     assert always["cls_accuracy"] == pytest.approx(share), f"expected accuracy {share}, got {always}"
     assert always["cls_F1"] == pytest.approx(2 * share / (1 + share)), f"expected F1 2p/(1+p), got {always}"

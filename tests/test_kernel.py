@@ -39,7 +39,7 @@ import torch  # noqa: E402
 
 from mrife.kernels import masked_supcon  # noqa: E402
 from mrife.kernels.masked_supcon_chunked import chunked_supcon  # noqa: E402
-from mrife.losses import gather_rows, supervised_contrastive  # noqa: E402
+from mrife.kernels import gather_rows, supervised_contrastive  # noqa: E402
 
 # (atol, rtol) against the float64 reference evaluated on the same (rounded) inputs, atol
 # relative to the largest |value| or |gradient| of the case.

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from mrife.losses import (LossWeights, gather_rows, joint_loss, reconstruction_loss, sfce_loss,
-                          supervised_contrastive)
+from mrife.kernels import gather_rows, supervised_contrastive
+from mrife.losses import LossWeights, joint_loss, reconstruction_loss, sfce_loss
 
 
 def eq5_direct(pos, neg, tau):

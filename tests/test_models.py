@@ -5,14 +5,13 @@ resnet18 and tiny inputs (batch 2, 64 x 64 or so) keep the file fast on a 2-core
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import timm
 import torch
 
-from mrife.masking import BlockMasker
+from mrife.config import ModelConfig, load_profile
 from mrife.models import (
+    ICSSN,
     MODEL_NAMES,
     MRIFE,
     DeepLabV3Plus,
@@ -23,15 +22,13 @@ from mrife.models import (
     build_model,
 )
 from mrife.models import encoder as encoder_module
-
-STRIDES = (8, 16)
+from mrife.models.encoder import OUTPUT_STRIDES as STRIDES
 
 
 def make(name: str, stride: int = 8, **kw) -> torch.nn.Module:
-    """Build `name` at output stride (= MRIFE block) `stride` with a fixed seed."""
+    """Build `name` at output stride (= MRIFE's masked block size) `stride` with a fixed seed."""
     torch.manual_seed(0)
-    key = "output_stride" if name == "deeplabv3plus" else "block"
-    return build_model(name, **{key: stride}, **kw)
+    return build_model(name, output_stride=stride, **kw)
 
 
 def forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -41,10 +38,6 @@ def forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         masked[..., :8, :8] = 0.0  # one masked 8 x 8 block
         return model(x, masked).logits
     return model(x)
-
-
-def trainable(model: torch.nn.Module):
-    return list(model.trainable_parameters()) if isinstance(model, MRIFE) else list(model.parameters())
 
 
 def images(b: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -58,7 +51,7 @@ def images(b: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_eval_logits_have_input_size(name, stride):
     model = make(name, stride).eval()
-    for h, w in [(64, 96), (128, 64)]:  # not square; divisible by 16 as MRIFE at block 16 needs
+    for h, w in [(64, 96), (128, 64)]:  # not square; divisible by 16 as output stride 16 needs
         with torch.no_grad():
             y = model(images(2, h, w))
         expected = (2, 2, h, w)
@@ -72,12 +65,12 @@ def test_backward_reaches_every_trainable_parameter(name):
     target = torch.randint(0, 2, (2, 64, 64), generator=torch.Generator().manual_seed(1))
     x = images(2, 64, 64)
     loss = torch.nn.functional.cross_entropy(forward(model, x), target)
-    if hasattr(model, "training_losses"):  # ICSSN: the object head learns in the classification
-        # phase (step 0), the point head in the segmentation phase (step cls_steps)
+    if isinstance(model, ICSSN):  # the object head learns in the classification phase
+        # (step 0), the point head in the segmentation phase (step cls_steps)
         for step in (0, model.cls_steps):
-            loss = loss + model.training_losses(x, target, BlockMasker(), step=step)["loss"]
+            loss = loss + model.training_losses(x, target, step, torch.Generator().manual_seed(0))["loss"]
     loss.backward()
-    trainable_ids = {id(p) for p in trainable(model)}
+    trainable_ids = {id(p) for p in model.trainable_parameters()}
     for n, p in model.named_parameters():
         if id(p) in trainable_ids:
             assert p.grad is not None, f"{name}: expected a gradient for trainable parameter {n}"
@@ -150,7 +143,7 @@ def test_ema_update_follows_equation_one_for_weights_and_buffers():
             t.add_(torch.rand(t.shape, generator=gen))
     before_t = {k: v.clone() for k, v in model.teacher.state_dict().items()}
     student = {k: v.clone() for k, v in model.student.state_dict().items()}
-    model.update_teacher()
+    model.after_step()
     after = model.teacher.state_dict()
     named = ["backbone.conv1.weight", "backbone.bn1.running_mean", "backbone.layer4.1.bn2.running_var", "se.fc1.bias"]
     for key in named:
@@ -200,9 +193,9 @@ def test_eval_mode_fuses_segmentation_and_teacher_features():
     torch.testing.assert_close(got, expected, msg=lambda m: f"expected decoder(seg(x) + teacher(x)); {m}")
 
 
-@pytest.mark.parametrize("block", STRIDES)
-def test_concat_fusion_shapes_and_gradient(block):
-    model = make("mrife", block, fusion="concat")
+@pytest.mark.parametrize("stride", STRIDES)
+def test_concat_fusion_shapes_and_gradient(stride):
+    model = make("mrife", stride, fusion="concat")
     x = images(2, 64, 64)
     model.train()
     out = model(x, torch.zeros_like(x))
@@ -286,28 +279,32 @@ def test_build_model_unknown_keyword_lists_the_valid_ones():
 
 
 def test_build_model_from_a_config():
-    @dataclasses.dataclass
-    class ModelConfig:
-        name: str = "deeplabv3plus"
-        backbone: str = "resnet18"
-        fusion: str = "concat"  # an MRIFE field: ignored for the baseline
-        block: int = 8
+    cfg = ModelConfig(name="mrife", backbone="resnet18", pretrained=False, fusion="concat")
+    model = build_model(cfg, output_stride=16)
+    assert isinstance(model, MRIFE), "expected the model the config names"
+    assert model.fuse.mode == "concat" and model.output_stride == 16, "expected config fields, overridden by keywords"
+    run = load_profile("smoke", ["mask.strategy=all", "mask.ratio=0.25", "loss.beta=0.5", "loss.temperature=0.1"])
+    model = build_model(run)
+    assert (model.masker.strategy, model.masker.ratio) == ("all", 0.25), "expected MRIFE's masker from mask.*"
+    assert (model.weights.beta, model.temperature) == (0.5, 0.1), "expected MRIFE's loss weights from loss.*"
+    with pytest.raises(TypeError, match="belong to no model|takes no keyword"):
+        build_model("mrife", colour="red")
 
-    assert isinstance(build_model(ModelConfig()), DeepLabV3Plus), "expected the model the config names"
-    model = build_model({"name": "mrife", "fusion": "concat", "block": 8}, block=16)
-    assert model.fuse.mode == "concat" and model.block == 16, "expected config fields, overridden by keywords"
-    with pytest.raises(TypeError, match="belong to no model"):
-        build_model({"name": "mrife", "colour": "red"})
+
+@pytest.mark.parametrize("name, override", [("deeplabv3plus", "model.fusion=concat"),
+                                            ("segbranch", "loss.beta=0"),
+                                            ("icssn", "model.ema_decay=0"),
+                                            ("mrife", "model.cls_steps=2")])
+def test_a_setting_the_model_does_not_use_is_an_error(name, override):
+    with pytest.raises(ValueError, match=rf"{override.split('=')[0]}=.* is not used by model '{name}'"):
+        build_model(load_profile("smoke", [f"model.name={name}", override]))
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_build_model_from_the_project_model_config(name):
-    from mrife.config import ModelConfig
-
-    cfg = ModelConfig(name=name, backbone="resnet18", pretrained=False, block=16)
+    cfg = ModelConfig(name=name, backbone="resnet18", pretrained=False, output_stride=16)
     model = build_model(cfg).eval()
-    stride = {"mrife": lambda: model.block, "segbranch": lambda: model.encoder.output_stride}.get(name, lambda: 16)()
-    assert stride == 16, f"{name}: expected block=16 to set the output stride (the baseline keeps its own, 8)"
+    assert model.output_stride == 16, f"{name}: expected model.output_stride=16 to set the output stride"
     with torch.no_grad():
         y = model(images(1, 64, 64))
     assert y.shape == (1, 2, 64, 64), f"{name}: expected logits [1, 2, 64, 64], got {tuple(y.shape)}"
@@ -315,7 +312,6 @@ def test_build_model_from_the_project_model_config(name):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_channels_set_the_width_of_every_aspp(name):
-    from mrife.config import ModelConfig
     from mrife.models.encoder import ASPP
 
     model = build_model(ModelConfig(name=name, backbone="resnet18", pretrained=False, channels=32)).eval()

@@ -8,8 +8,10 @@ import torch
 import mrife.train as train_module
 from mrife.cli import main
 from mrife.config import load_profile
-from mrife.masking import BlockMasker
-from mrife.train import build_loaders, build_splits, compute_losses, fit, load_run, make_model
+import mrife.runs as runs_module
+from mrife.models import build_model
+from mrife.runs import load_run
+from mrife.train import build_loaders, build_splits, fit
 
 TINY = ["data.synthetic_scenes=6", "data.synthetic_size=64", "data.tile_size=64", "data.input_size=32",
         "train.batch_size=2", "train.epochs=2"]
@@ -20,18 +22,17 @@ def test_mrife_steps_lower_the_loss():
     torch.manual_seed(0)
     batch = next(iter(build_loaders(cfg, build_splits(cfg))["train"]))
     assert batch["mask"].sum() > 0, "the batch should hold landslide pixels"
-    model = make_model(cfg).train()
-    masker = BlockMasker(seed=0)
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+    model = build_model(cfg).train()
+    opt = torch.optim.SGD(model.trainable_parameters(), lr=0.01, momentum=0.9)
     losses = []
-    for _ in range(6):
-        masker.generator.manual_seed(0)  # the same masked blocks at every step
-        out = compute_losses(model, batch, masker, cfg, "cpu")
+    for step in range(6):
+        draws = torch.Generator().manual_seed(0)  # the same masked blocks at every step
+        out = model.training_losses(batch["image"], batch["mask"], step, draws)
         assert all(torch.isfinite(v) for v in out.values()), f"non-finite term in {out}"
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
-        model.update_teacher()
+        model.after_step()
         losses.append(out["loss"].item())
     assert out["reconst"].item() > 0 and out["cons"].item() > 0, "auxiliary terms should be active"
     assert losses[-1] < losses[0], f"the loss should fall over 6 steps on one batch: {losses}"
@@ -90,14 +91,14 @@ def test_run_directory_contents_and_resume(tmp_path, monkeypatch):
 @pytest.mark.parametrize("status, dirty", [(" M mrife/models/icssn.py", True), ("", False)])
 def test_provenance_says_whether_the_code_had_uncommitted_changes(monkeypatch, status, dirty):
     answers = {"rev-parse": "0691917f", "status": status}
-    monkeypatch.setattr(train_module, "_git", lambda *args: answers[args[0]])
-    prov = train_module.provenance(load_profile("smoke"), "cpu", 1.0)
+    monkeypatch.setattr(runs_module, "_git", lambda *args: answers[args[0]])
+    prov = runs_module.provenance(load_profile("smoke"), "cpu", 1.0)
     assert prov["git_commit"] == "0691917f" and prov["git_dirty"] is dirty
 
 
 def test_provenance_outside_a_checkout(monkeypatch):
-    monkeypatch.setattr(train_module, "_git", lambda *args: "")
-    prov = train_module.provenance(load_profile("smoke"), "cpu", 1.0)
+    monkeypatch.setattr(runs_module, "_git", lambda *args: "")
+    prov = runs_module.provenance(load_profile("smoke"), "cpu", 1.0)
     assert prov["git_commit"] == "unknown" and prov["git_dirty"] is None
 
 

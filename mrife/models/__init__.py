@@ -1,25 +1,27 @@
 """Models of mrife: MRIFE, its segmentation branch alone, the DeepLabv3+ baseline and ICSSN.
 
-`build_model(name_or_config, **overrides)` is the registry: a name -> builder dict.
-Defaults are the paper's design (fusion "add", EMA decay 0.996, block 8) on the
-small CPU backbone resnet18; the paper profile passes backbone="resnet101".
+Every model is a :class:`SegmentationModel` (``base.py``): logits in eval mode, and the
+training contract the loop calls (``training_losses``, ``after_step``, ``test_metrics``).
+``build_model`` is the registry: a name -> builder dict, fed by keywords or by a run's
+configuration.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
-from torch import nn
+from mrife.config import ModelConfig, RunConfig
 
+from .base import SegmentationModel
 from .decoder import Decoder
 from .deeplabv3plus import DeepLabV3Plus
-from .encoder import Encoder
+from .encoder import OUTPUT_STRIDES, Encoder
 from .icssn import ICSSN
 from .mrife import MRIFE, MRIFEOutput, SegBranch, build_segbranch
 
-MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
+MODEL_BUILDERS: dict[str, Callable[..., SegmentationModel]] = {
     "mrife": MRIFE,
     "deeplabv3plus": DeepLabV3Plus,
     "segbranch": build_segbranch,
@@ -27,59 +29,69 @@ MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
 }
 MODEL_NAMES = tuple(MODEL_BUILDERS)
 
-
-def _keywords(builder: Callable[..., nn.Module]) -> tuple[str, ...]:
-    return tuple(inspect.signature(builder).parameters)
-
-
-def _config_fields(config: Any) -> dict[str, Any]:
-    """A config's fields as a dict: a Mapping, a dataclass instance or a plain object."""
-    if isinstance(config, Mapping):
-        return dict(config)
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-    if hasattr(config, "__dict__"):
-        return dict(vars(config))
-    raise TypeError(f"build_model takes a model name or a config with a 'name' field, got {config!r}")
+# Builder keyword -> the RunConfig key outside the `model` section that feeds it (the
+# models that mask own their mask module and weigh their own loss terms).
+OTHER_SECTIONS = {
+    "mask_strategy": "mask.strategy", "mask_ratio": "mask.ratio",
+    "alpha": "loss.alpha", "beta": "loss.beta", "gamma": "loss.gamma", "temperature": "loss.temperature",
+}
 
 
-def build_model(name_or_config: Any, **overrides: Any) -> nn.Module:
-    """Build a model by name ("mrife", "deeplabv3plus", "segbranch", "icssn") or from a config.
+def build_model(spec: str | ModelConfig | RunConfig, **overrides: Any) -> SegmentationModel:
+    """Build a model by name ("mrife", "deeplabv3plus", "segbranch", "icssn") or from a configuration.
 
-    A config (dict, dataclass or object) holds `name` and keyword fields. Since one
-    config class may serve every model, a field that another model takes (e.g.
-    `fusion` when building "deeplabv3plus") is left out; a field no model takes is
-    an error. `overrides` must be keywords of the chosen builder (they win over
-    the config's fields).
+    From a :class:`~mrife.config.RunConfig`, the builder gets the fields of its ``model``
+    section and the ``mask`` and ``loss`` fields it takes (``OTHER_SECTIONS``); from a
+    :class:`~mrife.config.ModelConfig`, the ``model`` fields alone. A field the chosen
+    model does not take must hold its default: otherwise the setting would do nothing,
+    and that is an error. ``overrides`` are builder keywords and win over the config.
 
     Raises:
         KeyError: unknown name (the message lists the valid ones).
         TypeError: unknown keyword (the message lists the valid ones).
+        ValueError: a config field set away from its default that the model does not use.
     """
-    if isinstance(name_or_config, str):
-        name, fields = name_or_config, {}
-    else:
-        fields = _config_fields(name_or_config)
-        if "name" not in fields:
-            raise TypeError(f"model config has no 'name' field (one of {MODEL_NAMES}): {name_or_config!r}")
-        name = fields.pop("name")
+    name, fields = (spec, {}) if isinstance(spec, str) else (_name(spec), config_keywords(spec))
     key = str(name).lower()
     if key not in MODEL_BUILDERS:
         raise KeyError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
     builder = MODEL_BUILDERS[key]
-    valid = _keywords(builder)
+    valid = tuple(inspect.signature(builder).parameters)
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
         raise TypeError(f"model {key!r} takes no keyword {unknown}; valid keywords: {', '.join(valid)}")
-    any_model = {k for b in MODEL_BUILDERS.values() for k in _keywords(b)}
-    stray = sorted(set(fields) - any_model)
-    if stray:
-        raise TypeError(f"model config fields {stray} belong to no model; valid fields: {', '.join(sorted(any_model))}")
-    kwargs = {k: v for k, v in fields.items() if k in valid}
+    unused = {k: v for k, v in fields.items() if k not in valid}
+    for keyword, (value, default, config_key) in unused.items():
+        if value != default:
+            raise ValueError(f"{config_key}={value!r} is not used by model {key!r} (it would change nothing); "
+                             f"leave it at {default!r} or choose a model that uses it")
+    kwargs = {k: value for k, (value, _, _) in fields.items() if k in valid}
     return builder(**{**kwargs, **overrides})
 
 
+def config_keywords(cfg: ModelConfig | RunConfig) -> dict[str, tuple[Any, Any, str]]:
+    """Builder keyword -> ``(value, default, config key)`` for every field a configuration sets."""
+    model = cfg.model if isinstance(cfg, RunConfig) else cfg
+    out = {f.name: (getattr(model, f.name), f.default, f"model.{f.name}")
+           for f in dataclasses.fields(model) if f.name != "name"}
+    if isinstance(cfg, RunConfig):
+        for keyword, config_key in OTHER_SECTIONS.items():
+            section, field = config_key.split(".")
+            default = {f.name: f.default for f in dataclasses.fields(getattr(cfg, section))}[field]
+            out[keyword] = (getattr(getattr(cfg, section), field), default, config_key)
+    return out
+
+
+def _name(cfg: ModelConfig | RunConfig) -> str:
+    if isinstance(cfg, RunConfig):
+        return cfg.model.name
+    if isinstance(cfg, ModelConfig):
+        return cfg.name
+    raise TypeError(f"build_model takes a model name, a ModelConfig or a RunConfig, got {type(cfg).__name__}")
+
+
 __all__ = [
+    "SegmentationModel",
     "Encoder",
     "Decoder",
     "SegBranch",
@@ -89,6 +101,8 @@ __all__ = [
     "ICSSN",
     "build_model",
     "build_segbranch",
+    "config_keywords",
     "MODEL_NAMES",
     "MODEL_BUILDERS",
+    "OUTPUT_STRIDES",
 ]

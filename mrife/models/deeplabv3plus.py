@@ -15,12 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import SegmentationModel
 from .encoder import ASPP, ASPP_RATES_OS8, check_input, conv_bn_relu, create_backbone
 
 LOW_LEVEL_CHANNELS = 48  # DeepLabv3+'s reduction of the stride-4 feature
 
 
-class DeepLabV3Plus(nn.Module):
+class DeepLabV3Plus(SegmentationModel):
     """Image [B, 3, H, W] -> logits [B, num_classes, H, W]; H, W divisible by `output_stride`."""
 
     def __init__(

@@ -17,30 +17,38 @@ The teacher is a timm `ModelEmaV3` registered as the submodule `teacher_ema`
 (so `state_dict()` and `.to()` carry it); `model.teacher` is its encoder. Its
 parameters have `requires_grad=False` but still appear in `model.parameters()`:
 build optimizers from `model.trainable_parameters()`.
+
+MRIFE owns its mask module (`model.masker`, built from its `output_stride`,
+`mask_strategy` and `mask_ratio`) and its joint loss (Eq. 8, `alpha`, `beta`, `gamma`,
+`temperature`): `training_losses` masks the batch, runs the three encoders and
+returns every term, and `after_step` moves the teacher (the contract of `base.py`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import torch
 from timm.utils import ModelEmaV3
-from torch import nn
+from torch import Tensor, nn
 
+from mrife.losses import LossWeights, joint_loss
+from mrife.masking import BlockMasker
+
+from .base import SegmentationModel
 from .decoder import Decoder
 from .encoder import Encoder, check_input
 
 FUSIONS = ("add", "concat")
 FUSE_TRAIN = ("student", "teacher")
-BLOCKS = (8, 16)
 
 
 class MRIFEOutput(NamedTuple):
     """What MRIFE returns in training mode (the losses need all three)."""
 
     logits: torch.Tensor  # [B, num_classes, H, W]
-    student: torch.Tensor  # [B, C, h, w]: student(masked), h = H / block
+    student: torch.Tensor  # [B, C, h, w]: student(masked), h = H / output_stride
     teacher: torch.Tensor  # [B, C, h, w]: teacher(x), computed without gradient
 
 
@@ -67,7 +75,7 @@ class Fusion(nn.Module):
         return f"mode={self.mode!r}"
 
 
-class SegBranch(nn.Module):
+class SegBranch(SegmentationModel):
     """The segmentation branch alone ("B (seg branch)"): image [B, 3, H, W] -> logits [B, K, H, W]."""
 
     def __init__(self, encoder: Encoder, decoder: Decoder):
@@ -78,6 +86,7 @@ class SegBranch(nn.Module):
             )
         self.encoder = encoder
         self.decoder = decoder
+        self.output_stride = encoder.output_stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))  # [B, 3, H, W] -> [B, C, h, w] -> [B, K, H, W]
@@ -87,28 +96,28 @@ def build_segbranch(
     backbone: str = "resnet18",
     pretrained: bool = False,
     weights_path: str | Path | None = None,
-    block: int = 8,
+    output_stride: int = 8,
     dropout: float = 0.1,
     num_classes: int = 2,
     channels: int = 256,
 ) -> SegBranch:
     """The segmentation branch with MRIFE's encoder and decoder (the ablation's "B").
 
-    `block` is the output stride (8 or 16), named as in `MRIFE` so one config serves both;
-    `channels` is the encoder's feature width.
+    `output_stride` is 8 or 16; `channels` is the encoder's feature width.
     """
-    encoder = Encoder(backbone, block, pretrained, weights_path, channels)
-    return SegBranch(encoder, Decoder(encoder.out_channels, num_classes, block, dropout))
+    encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels)
+    return SegBranch(encoder, Decoder(encoder.out_channels, num_classes, output_stride, dropout))
 
 
-class MRIFE(nn.Module):
+class MRIFE(SegmentationModel):
     """The full model. Eval: x -> logits; train: (x, masked) -> `MRIFEOutput`.
 
     Args:
         backbone: timm ResNet name (the paper: "resnet101").
         pretrained: ImageNet weights via timm (random init with a warning when offline).
         weights_path: local backbone state dict for all encoders (wins over `pretrained`).
-        block: masking block size = output stride of all encoders (8 or 16).
+        output_stride: of all encoders (8 or 16), and so the masked block size in
+            pixels: one feature point per block.
         fusion: "add" (paper) or "concat".
         fuse_train: features fused with the segmentation features during training,
             "student" (student(masked), the project's default) or "teacher" (teacher(x)).
@@ -116,6 +125,10 @@ class MRIFE(nn.Module):
         dropout: decoder dropout.
         num_classes: output classes (2: background, landslide).
         channels: feature width C of every encoder (ASPP output), 256 as in DeepLabv3.
+        mask_strategy: which blocks are masked as class 1 (``mrife.masking.STRATEGIES``).
+        mask_ratio: share of the class-1 blocks masked per image.
+        alpha, beta, gamma: weights of L_Reconst, L_Cons and L_CE in Eq. (8).
+        temperature: tau of the SFCE contrast, Eq. (5).
     """
 
     def __init__(
@@ -123,44 +136,46 @@ class MRIFE(nn.Module):
         backbone: str = "resnet18",
         pretrained: bool = False,
         weights_path: str | Path | None = None,
-        block: int = 8,
+        output_stride: int = 8,
         fusion: str = "add",
         fuse_train: str = "student",
         ema_decay: float = 0.996,
         dropout: float = 0.1,
         num_classes: int = 2,
         channels: int = 256,
+        mask_strategy: str = "edge+back",
+        mask_ratio: float = 0.5,
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        gamma: float = 1.0,
+        temperature: float = 0.07,
     ):
         super().__init__()
-        if block not in BLOCKS:
-            raise ValueError(f"block must be one of {BLOCKS} (it is the encoders' output stride), got {block!r}")
         if fuse_train not in FUSE_TRAIN:
             raise ValueError(f"fuse_train must be one of {FUSE_TRAIN}, got {fuse_train!r}")
         if not 0.0 <= ema_decay <= 1.0:
             raise ValueError(f"ema_decay must be in [0, 1], got {ema_decay!r}")
-        self.block = block
+        self.output_stride = output_stride
         self.fuse_train = fuse_train
-        self.seg_encoder = Encoder(backbone, block, pretrained, weights_path, channels)
+        self.masker = BlockMasker(output_stride, mask_strategy, mask_ratio)
+        self.weights = LossWeights(alpha, beta, gamma)
+        self.temperature = temperature
+        self.seg_encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels)
         # Same architecture, separate parameters. When the download already failed
         # for seg_encoder, do not wait for it to fail again (timm retries for ~50 s).
         pretrained = pretrained and self.seg_encoder.pretrained_loaded
-        self.student = Encoder(backbone, block, pretrained, weights_path, channels)
+        self.student = Encoder(backbone, output_stride, pretrained, weights_path, channels)
         # ModelEmaV3 deep-copies the student (teacher starts equal to it, as in DINO),
         # and its update lerps every floating state_dict entry: weights and BN buffers.
         self.teacher_ema = ModelEmaV3(self.student, decay=ema_decay)
         self.teacher_ema.requires_grad_(False)
         self.fuse = Fusion(fusion, channels)
-        self.decoder = Decoder(channels, num_classes, block, dropout)
+        self.decoder = Decoder(channels, num_classes, output_stride, dropout)
 
     @property
     def teacher(self) -> Encoder:
         """The teacher encoder (EMA of the student; lives in `teacher_ema.module`)."""
         return self.teacher_ema.module
-
-    def trainable_parameters(self) -> Iterator[nn.Parameter]:
-        """Every parameter except the teacher's: what the optimizer should update."""
-        teacher = {id(p) for p in self.teacher_ema.parameters()}
-        return (p for p in self.parameters() if id(p) not in teacher)
 
     def train(self, mode: bool = True) -> "MRIFE":
         """Set train/eval mode; the teacher stays in eval mode (EMA'd BN statistics, no dropout)."""
@@ -169,13 +184,30 @@ class MRIFE(nn.Module):
         return self
 
     @torch.no_grad()
-    def update_teacher(self) -> None:
+    def after_step(self) -> None:
         """EMA step of Eq. (1) on weights and buffers: theta_t <- d theta_t + (1 - d) theta_s."""
         self.teacher_ema.update(self.student)
 
+    def training_losses(self, images: Tensor, masks: Tensor, step: int,
+                        generator: torch.Generator) -> dict[str, Tensor]:
+        """Mask the batch, run the three encoders, and return Eq. (8) term by term.
+
+        Args:
+            images: ``[B, 3, H, W]`` normalized images; masks: int64 ``[B, H, W]`` in {0, 1}.
+            step: global optimizer step (MRIFE's losses do not depend on it).
+            generator: draws the masked blocks.
+
+        Returns:
+            ``{"loss", "ce", "reconst", "cons"}`` scalars.
+        """
+        masked = self.masker(images, masks, generator)
+        out = self(images, masked.images)
+        return joint_loss(out.logits, masks, out.student, out.teacher, masked.idx_pos,
+                          masked.idx_neg, self.weights, self.temperature)
+
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Segmentation and teacher features of the original image, each [B, C, H/block, W/block]."""
-        check_input(x, self.block, type(self).__name__)
+        """Segmentation and teacher features of the original image, each [B, C, H/os, W/os]."""
+        check_input(x, self.output_stride, type(self).__name__)
         return self.seg_encoder(x), self.teacher(x)
 
     def forward(self, x: torch.Tensor, masked: torch.Tensor | None = None) -> torch.Tensor | MRIFEOutput:
@@ -184,7 +216,7 @@ class MRIFE(nn.Module):
         Train: `masked` (the masked images, same shape as x) is required; returns
         MRIFEOutput(logits, student(masked), teacher(x)).
         """
-        check_input(x, self.block, type(self).__name__)
+        check_input(x, self.output_stride, type(self).__name__)
         if not self.training:
             return self.decoder(self.fuse(*self.features(x)))
         if masked is None:

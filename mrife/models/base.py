@@ -1,0 +1,58 @@
+"""The training contract every model of mrife implements.
+
+The training loop (:func:`mrife.train.fit`) knows a model through these methods and
+nothing else:
+
+- ``training_losses(images, masks, step, generator)``: one forward pass in training
+  mode and every loss term, ``{"loss": ..., "ce": ..., ...}`` (``loss`` is what is
+  backpropagated; each term is logged per epoch);
+- ``after_step()``: called after each optimizer step (MRIFE: the teacher's EMA update);
+- ``test_metrics(loader)``: metrics beyond the pixel metrics, added to the test results
+  (ICSSN: its object-level classification);
+- ``trainable_parameters()``: what the optimizer updates.
+
+A model whose only loss is cross-entropy (the segmentation branch, DeepLabv3+) needs
+none of them: the defaults below are its whole training behaviour. A model that draws
+random numbers during training (the mask module) takes them from ``generator``, which
+the loop seeds per epoch, so a resumed run repeats an uninterrupted one's draws.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from mrife.losses import joint_loss
+
+
+class SegmentationModel(nn.Module):
+    """Images ``[B, 3, H, W]`` -> logits ``[B, 2, H, W]`` in eval mode, plus the training contract."""
+
+    def training_losses(self, images: Tensor, masks: Tensor, step: int,
+                        generator: torch.Generator) -> dict[str, Tensor]:
+        """Every loss term of one training batch.
+
+        Args:
+            images: ``[B, 3, H, W]`` normalized images.
+            masks: int64 ``[B, H, W]`` labels in {0, 1}.
+            step: global optimizer step (0-based) of this batch.
+            generator: CPU generator for the step's random draws.
+
+        Returns:
+            Scalars ``{"loss", "ce", ...}``; the default is cross-entropy alone, reported
+            with MRIFE's auxiliary terms at 0 so that every model's history has them.
+        """
+        return joint_loss(self(images), masks)
+
+    def after_step(self) -> None:
+        """Called after each optimizer step; nothing by default."""
+
+    def test_metrics(self, loader: Iterable[dict]) -> dict[str, float]:
+        """Metrics beyond the pixel metrics on the test ``loader``; none by default."""
+        return {}
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters the optimizer updates: those that take a gradient."""
+        return [p for p in self.parameters() if p.requires_grad]

@@ -1,0 +1,112 @@
+"""The run directory: one training run on disk, written so that nothing is lost.
+
+A run directory ``<root>/<model>-<config hash>/`` holds:
+
+- ``config.yaml``: the resolved configuration;
+- ``history.json``: one record per epoch (each loss term, validation metrics, seconds);
+- ``best.pt``: the weights of the epoch with the best validation lIoU;
+- ``last.pt`` (model, optimizer, schedule, epoch): for resuming, while the run is under
+  way; removed once the run is finished, since a finished run is never trained again
+  (it is twice the size of ``best.pt``);
+- ``test_metrics.json``: the best checkpoint on the test split; its presence marks the
+  run finished;
+- ``provenance.json``: git commit (and whether the tree had uncommitted changes), package
+  versions, seed, device, wall time.
+
+Every file is written atomically (temporary file, then rename), so an interrupted run
+loses at most the epoch under way and resumes from its last complete one. Checkpoints are
+read with ``weights_only=True``: a checkpoint from elsewhere cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from mrife.config import RunConfig, config_hash, load_yaml
+from mrife.models import SegmentationModel, build_model
+
+
+def run_dir_for(cfg: RunConfig, root: str | Path = "runs") -> Path:
+    """``<root>/<model>-<config hash>``: the directory of the run ``cfg`` describes."""
+    return Path(root) / f"{cfg.model.name}-{config_hash(cfg)}"
+
+
+def is_finished(run: Path) -> bool:
+    return (run / "test_metrics.json").exists()
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1)))
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    atomic_write(path, lambda p: torch.save(state, p))
+
+
+def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict:
+    """A checkpoint's tensors and plain values; refuses anything else (``weights_only``)."""
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def provenance(cfg: RunConfig, device, seconds: float) -> dict:
+    """Where and with what a run was produced.
+
+    ``git_dirty`` is true when tracked files differed from ``git_commit`` (the run's code
+    is then not exactly that commit's), ``None`` outside a git checkout.
+    """
+    commit = _git("rev-parse", "HEAD")
+    changes = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    packages = {p: package_version(p) for p in ("mrife", "torch", "torchvision", "timm", "numpy", "triton")}
+    return {"git_commit": commit or "unknown", "git_dirty": None if changes is None else bool(changes),
+            "packages": packages, "python": platform.python_version(),
+            "seed": cfg.seed, "device": str(device), "threads": torch.get_num_threads(),
+            "machine": platform.machine(), "wall_time_s": round(seconds, 1)}
+
+
+def _git(*args: str) -> str:
+    """Output of ``git args`` in the package's checkout ("" when git or the checkout is missing)."""
+    try:
+        return subprocess.run(["git", *args], cwd=Path(__file__).parent,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def package_version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def load_run(run: str | Path, checkpoint: str = "best.pt") -> tuple[RunConfig, SegmentationModel]:
+    """``(config, model)`` of a run directory, the model in eval mode on the CPU."""
+    run = Path(run)
+    if not (run / checkpoint).exists():
+        raise FileNotFoundError(f"{run / checkpoint} does not exist: train the run first (mrife train)")
+    cfg = load_yaml(run / "config.yaml")
+    cfg.model.pretrained = False  # the checkpoint holds every weight
+    model = build_model(cfg)
+    state = load_checkpoint(run / checkpoint)
+    model.load_state_dict(state["model"] if "optimizer" in state else state)
+    return cfg, model.eval()
