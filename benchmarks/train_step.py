@@ -1,14 +1,20 @@
-"""Cost of one MRIFE training step against one segmentation-branch step.
+"""Cost of one training step: MRIFE against its segmentation branch, in each precision.
 
 The paper's design runs three encoders (segmentation, student, teacher: the teacher
-forward only) where the segmentation branch runs one, about 2.3x the arithmetic of a
-step. This script times both on one batch of the chosen profile (median of --repeats
-steps after two warm-up steps) and splits the MRIFE step into masking, forward, the
-auxiliary losses (MFM and SFCE, forward), and backward + optimizer + EMA.
+forward only) where the segmentation branch runs one. This script times one training
+step of both models on one batch of the chosen profile (median of --repeats steps after
+two warm-up steps, the two models interleaved so that both see the same machine load):
 
-    python benchmarks/train_step.py --profile cpu [--repeats 10]
+- in fp32, bf16 autocast, and each of them with channels-last memory (``train.precision``,
+  ``train.channels_last``), with the arithmetic rate achieved (GFLOP/s, from torch's FLOP
+  counter over one forward + backward);
+- the MRIFE step of fp32 taken apart: masking, forward, auxiliary losses (MFM and SFCE,
+  forward), backward + optimizer + EMA.
 
-Prints a markdown table. Wall-clock seconds on whatever machine runs it.
+    python benchmarks/train_step.py --profile cpu [--repeats 10] [--threads N]
+
+Prints markdown tables. Wall-clock milliseconds on whatever machine runs it; the ratios
+are the numbers to compare across machines.
 """
 
 from __future__ import annotations
@@ -21,15 +27,41 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
+from mrife.compute import Compute, cores, native_bf16
 from mrife.config import load_profile
 from mrife.losses import reconstruction_loss, sfce_loss
 from mrife.models import build_model
 from mrife.train import build_loaders, build_splits
 
+VARIANTS = {"fp32": ("fp32", False), "fp32 + channels-last": ("fp32", True),
+            "bf16": ("bf16", False), "bf16 + channels-last": ("bf16", True)}
 
-def mrife_step(model, opt, images, masks) -> dict[str, float]:
-    """One MRIFE step (``model.training_losses`` taken apart); seconds spent in each stage."""
+
+def step(model, opt, compute: Compute, images, masks) -> float:
+    """One training step through the training contract; seconds."""
+    tic = time.perf_counter()
+    with compute.autocast():
+        loss = model.training_losses(images, masks, 1, torch.Generator().manual_seed(0))["loss"]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    model.after_step()
+    return time.perf_counter() - tic
+
+
+def flops(model, compute: Compute, images, masks) -> float:
+    """Floating-point operations of one forward + backward (torch's counter)."""
+    with FlopCounterMode(display=False) as counter:
+        with compute.autocast():
+            loss = model.training_losses(images, masks, 1, torch.Generator().manual_seed(0))["loss"]
+        loss.backward()
+    return counter.get_total_flops()
+
+
+def mrife_stages(model, opt, images, masks) -> dict[str, float]:
+    """One fp32 MRIFE step (``training_losses`` taken apart); seconds spent in each stage."""
     t = [time.perf_counter()]
     masked = model.masker(images, masks)
     t.append(time.perf_counter())
@@ -49,52 +81,62 @@ def mrife_step(model, opt, images, masks) -> dict[str, float]:
     return {n: b - a for n, a, b in zip(names, t, t[1:])}
 
 
-def seg_step(model, opt, images, masks) -> float:
-    tic = time.perf_counter()
-    loss = F.cross_entropy(model(images), masks)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return time.perf_counter() - tic
+def build(profile: str, compute: Compute) -> tuple[dict, dict]:
+    torch.manual_seed(0)
+    models = {name: build_model(load_profile(profile, [f"model.name={name}"]))
+              .to(memory_format=compute.memory_format).train() for name in ("mrife", "segbranch")}
+    opts = {n: torch.optim.SGD(m.trainable_parameters(), lr=1e-3, momentum=0.9) for n, m in models.items()}
+    return models, opts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=cores())
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     cfg = load_profile(args.profile)
-    batch = next(iter(build_loaders(cfg, build_splits(cfg))["train"]))
+    batch = next(iter(build_loaders(cfg, build_splits(cfg, progress=False))["train"]))
+    cpu = torch.device("cpu")
+    print(f"profile {args.profile}: batch {tuple(batch['image'].shape)}, backbone {cfg.model.backbone}, "
+          f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"native bf16: {'yes' if native_bf16(cpu) else 'no (emulated)'}; median of {args.repeats} steps\n")
+
+    print("| precision and memory format | MRIFE ms | seg. branch ms | MRIFE / seg. branch | MRIFE GFLOP/s "
+          "| seg. branch GFLOP/s | MRIFE speed-up over fp32 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    fp32_ms = None
+    for label, (precision, channels_last) in VARIANTS.items():
+        compute = Compute(cpu, precision, channels_last)
+        images, masks = compute.inputs(batch)
+        models, opts = build(args.profile, compute)
+        work = {n: flops(m, compute, images, masks) for n, m in models.items()}
+        times = {n: [] for n in models}
+        for i in range(args.repeats + 2):
+            for n in models:
+                seconds = step(models[n], opts[n], compute, images, masks)
+                if i >= 2:
+                    times[n].append(seconds)
+        med = {n: statistics.median(t) for n, t in times.items()}
+        fp32_ms = fp32_ms or med["mrife"]
+        print(f"| {label} | {med['mrife'] * 1e3:.1f} | {med['segbranch'] * 1e3:.1f} | "
+              f"{med['mrife'] / med['segbranch']:.2f}x | {work['mrife'] / med['mrife'] / 1e9:.1f} | "
+              f"{work['segbranch'] / med['segbranch'] / 1e9:.1f} | {fp32_ms / med['mrife']:.2f}x |")
+    print(f"\narithmetic per step (forward + backward): MRIFE {work['mrife'] / 1e9:.1f} GFLOP, segmentation "
+          f"branch {work['segbranch'] / 1e9:.1f} GFLOP, ratio {work['mrife'] / work['segbranch']:.2f}")
+
+    models, opts = build(args.profile, Compute(cpu))
     images, masks = batch["image"], batch["mask"]
-    torch.manual_seed(0)
-    models = {name: build_model(load_profile(args.profile, [f"model.name={name}"])).train()
-              for name in ("mrife", "segbranch")}
-    opts = {n: torch.optim.SGD(m.trainable_parameters(), lr=1e-3, momentum=0.9) for n, m in models.items()}
-
-    stages, seg = [], []
-    for i in range(args.repeats + 2):  # interleaved, so that both see the same machine load
-        s = mrife_step(models["mrife"], opts["mrife"], images, masks)
-        g = seg_step(models["segbranch"], opts["segbranch"], images, masks)
-        if i >= 2:
-            stages.append(s)
-            seg.append(g)
+    stages = [mrife_stages(models["mrife"], opts["mrife"], images, masks) for _ in range(args.repeats + 2)][2:]
     med = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
-    total = statistics.median(sum(s.values()) for s in stages)
-    seg_med = statistics.median(seg)
-
-    print(f"profile {args.profile}: batch {tuple(images.shape)}, backbone {cfg.model.backbone}, "
-          f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores; median of {args.repeats} steps\n")
-    print("| step | median ms | share of the MRIFE step |")
+    total = sum(med.values())
+    print("\n| fp32 MRIFE step, by stage | median ms | share |")
     print("|---|---:|---:|")
     for k, v in med.items():
-        print(f"| MRIFE: {k.replace('_', ' ')} | {v * 1e3:.1f} | {v / total:.1%} |")
-    print(f"| MRIFE step | {total * 1e3:.1f} | 100% |")
-    print(f"| segmentation-branch step | {seg_med * 1e3:.1f} | |")
-    print(f"\nMRIFE / segmentation-branch step time: {total / seg_med:.2f}x (aim: <= 2.5x)")
-    share = (med["masking"] + med["aux_losses"]) / total
-    print(f"masking + auxiliary losses (forward): {share:.1%} of the MRIFE step (aim: < 5%)")
+        print(f"| {k.replace('_', ' ')} | {v * 1e3:.1f} | {v / total:.1%} |")
+    print(f"\nmasking + auxiliary losses (forward): {(med['masking'] + med['aux_losses']) / total:.1%} of the MRIFE step")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ Each model has named layers to look at (:data:`LAYERS`):
 - ``mrife``: ``"fused"`` (the fusion output, what the decoder reads), ``"segmentation"``
   (the segmentation encoder's output, before fusion), ``"enhancement"`` (the teacher's
   output: the enhancement branch at test time);
-- ``deeplabv3plus``: ``"aspp"`` (the ASPP output at the output stride, the layer that
-  matches the other models' encoder outputs) and ``"decoder"`` (its stride-4 decoder,
-  just before the classifier);
+- ``deeplabv3plus`` (smp's DeepLabV3Plus, ``m.net``): ``"aspp"`` (smp's ASPP stage,
+  ``decoder.aspp``: the ASPP output at the output stride, the layer that matches the other
+  models' encoder outputs) and ``"decoder"`` (``decoder.block2``, its stride-4 fusion
+  block, just before the segmentation head);
 - ``icssn`` and ``segbranch``: ``"encoder"`` (backbone + ASPP + SE output).
 
 Example:
@@ -41,8 +42,8 @@ LAYERS: dict[str, dict[str, Callable[[nn.Module], nn.Module]]] = {
         "enhancement": lambda m: m.teacher,
     },
     "deeplabv3plus": {
-        "aspp": lambda m: m.aspp,
-        "decoder": lambda m: m.fuse,
+        "aspp": lambda m: m.net.decoder.aspp,
+        "decoder": lambda m: m.net.decoder.block2,
     },
     "icssn": {"encoder": lambda m: m.encoder},
     "segbranch": {"encoder": lambda m: m.encoder},

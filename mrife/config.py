@@ -80,6 +80,9 @@ class MaskConfig:
     """The mask module (Sec. III-C-1)."""
 
     strategy: str = paper("edge+back")  # Table VI: "edge+back", "center+back", "all"
+    # Masked block size in pixels (Table V); None: the output stride, one feature point a
+    # block (the paper's design). 16 at output stride 8 pools 2 x 2 feature points a block.
+    block: int | None = project(None)
     ratio: float = project(0.5)  # share of the edge blocks masked per image
 
 
@@ -91,6 +94,7 @@ class LossConfig:
     beta: float = project(1.0)
     gamma: float = project(1.0)
     temperature: float = project(0.07)
+    sfce_reduction: str = project("sum")  # over Eq. (4)'s anchors: "sum" (as written) or "mean"
 
 
 @dataclass
@@ -105,6 +109,9 @@ class TrainConfig:
     workers: int = paper(4)
     lr_power: float = project(0.9)  # poly schedule, DeepLab's
     device: str = project("auto")  # "auto" (CUDA when present), "cpu", "cuda"
+    threads: int = project(0)  # CPU threads of the process; 0: every core (mrife.compute)
+    precision: str = project("fp32")  # "fp32", "bf16", "fp16" (CUDA) or "auto" (mrife.compute)
+    channels_last: bool = project(False)  # channels-last images and weights
 
 
 @dataclass
@@ -143,7 +150,7 @@ PROFILES: dict[str, list[str]] = {
 }
 
 # Fields that do not change what a run computes, left out of its hash.
-_NOT_HASHED = {"profile", "train.workers", "train.device"}
+_NOT_HASHED = {"profile", "train.workers", "train.device", "train.threads"}
 
 
 def load_profile(name: str, overrides: typing.Sequence[str] = ()) -> RunConfig:

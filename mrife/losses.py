@@ -18,6 +18,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mrife.kernels import gather_rows, masked_supcon, supervised_contrastive
+from mrife.labels import IGNORE
+
+#: How Eq. (4) reduces over anchors: "sum" as the paper writes it (the term then grows
+#: with the number of masked edge points), or "mean" as SupCon does.
+SFCE_REDUCTIONS = ("sum", "mean")
 
 
 def reconstruction_loss(student: Tensor, teacher: Tensor, idx: Tensor) -> Tensor:
@@ -39,7 +44,8 @@ def reconstruction_loss(student: Tensor, teacher: Tensor, idx: Tensor) -> Tensor
     if idx.numel() == 0:
         return student.sum() * 0.0
     B, _, h, w = student.shape
-    sq = (gather_rows(student, idx) - gather_rows(teacher, idx).detach()).pow(2).mean(1)  # [N]
+    # [N, C] rows in fp32 (bf16 features under autocast lose too much in the squared differences)
+    sq = (gather_rows(student, idx).float() - gather_rows(teacher, idx).detach().float()).pow(2).mean(1)  # [N]
     image = idx // (h * w)
     per_image_sum = torch.zeros(B, dtype=sq.dtype, device=sq.device).index_add_(0, image, sq)
     count = torch.bincount(image, minlength=B).to(sq.dtype)
@@ -52,6 +58,7 @@ def sfce_loss(
     idx_pos: Tensor,
     idx_neg: Tensor,
     temperature: float = 0.07,
+    reduction: str = "sum",
 ) -> Tensor:
     """Semantic feature contrast enhancement, Eq. (6), summed over the pairs of a batch.
 
@@ -62,26 +69,36 @@ def sfce_loss(
     The gather, normalization and loss run in :func:`mrife.kernels.masked_supcon`
     (a Triton kernel on CUDA, the eager reference on CPU).
 
+    A direction whose student image has no masked block is 0, in value as in gradient:
+    its contrast set would hold the partner's teacher rows alone, a constant that trains
+    nothing and must not show in the logged loss.
+
     Args:
         student, teacher: ``[B, C, h, w]`` feature maps (teacher: no gradient).
         idx_pos, idx_neg: int64 flat indices of the masked class-1 / class-0 blocks.
         temperature: tau.
+        reduction: over the anchors of Eq. (4): "sum" (the paper's) or "mean" (each
+            direction divided by its number of class-1 rows).
 
     Returns:
         A scalar; 0 when the batch holds no complete pair.
     """
+    if reduction not in SFCE_REDUCTIONS:
+        raise ValueError(f"SFCE reduction (loss.sfce_reduction) must be one of {SFCE_REDUCTIONS}, got {reduction!r}")
     B, _, h, w = student.shape
     img_pos, img_neg = idx_pos // (h * w), idx_neg // (h * w)
     total = student.sum() * 0.0
     for a in range(0, B - 1, 2):
         for src, dst in ((a, a + 1), (a + 1, a)):
             s_idx = torch.cat([idx_pos[img_pos == src], idx_neg[img_neg == src]])
+            if s_idx.numel() == 0:
+                continue
             t_idx = torch.cat([idx_pos[img_pos == dst], idx_neg[img_neg == dst]])
             s_lab = _labels(img_pos == src, img_neg == src)
             t_lab = _labels(img_pos == dst, img_neg == dst)
-            total = total + masked_supcon(
-                student, s_idx, s_lab, teacher.detach(), t_idx, t_lab, temperature=temperature
-            )
+            term = masked_supcon(student, s_idx, s_lab, teacher.detach(), t_idx, t_lab, temperature=temperature)
+            anchors = int(s_lab.sum() + t_lab.sum())
+            total = total + (term / max(anchors, 1) if reduction == "mean" else term)
     return total
 
 
@@ -111,26 +128,28 @@ def joint_loss(
     idx_neg: Tensor | None = None,
     weights: LossWeights = LossWeights(),
     temperature: float = 0.07,
+    sfce_reduction: str = "sum",
 ) -> dict[str, Tensor]:
     """Eq. (8) with every term reported separately.
 
     Args:
         logits: ``[B, 2, H, W]`` segmentation logits.
-        target: ``[B, H, W]`` int64 labels in {0, 1}.
+        target: ``[B, H, W]`` int64 labels in {0, 1}; ``IGNORE`` pixels (padding) do not count.
         student, teacher, idx_pos, idx_neg: the enhancement branch's outputs and the
             masker's index lists; omit them (segmentation-only models) and only the
             cross-entropy is computed. A zero weight skips its term.
+        sfce_reduction: see :func:`sfce_loss`.
 
     Returns:
         ``{"loss", "ce", "reconst", "cons"}``: scalars; ``loss`` is the weighted sum.
     """
-    ce = F.cross_entropy(logits, target)
+    ce = F.cross_entropy(logits, target, ignore_index=IGNORE)
     zero = ce.detach() * 0.0
     reconst, cons = zero, zero
     if student is not None and weights.alpha:
         reconst = reconstruction_loss(student, teacher, torch.cat([idx_pos, idx_neg]))
     if student is not None and weights.beta:
-        cons = sfce_loss(student, teacher, idx_pos, idx_neg, temperature)
+        cons = sfce_loss(student, teacher, idx_pos, idx_neg, temperature, sfce_reduction)
     loss = weights.alpha * reconst + weights.beta * cons + weights.gamma * ce
     return {"loss": loss, "ce": ce, "reconst": reconst, "cons": cons}
 

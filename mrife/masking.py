@@ -3,7 +3,8 @@
 An image of ``H x W`` pixels is cut into ``b x b`` blocks, ``b`` equal to the encoder's
 output stride, so that block ``(r, c)`` is feature point ``(r, c)`` of the feature map.
 Each block is classified by its number ``n`` of landslide pixels: background
-(``n < 0.1 b^2``), interior (``n > 0.9 b^2``) or edge (otherwise). The masker then zeroes
+(``n < 0.1 b^2``), interior (``n > 0.9 b^2``) or edge (otherwise); a block that holds
+padding (label ``IGNORE``) is a padding block, never masked nor contrasted. The masker then zeroes
 an equal number of class-1 and class-0 blocks per image and records where
 (the paper's ``maskList_1`` and ``maskList_0``).
 """
@@ -16,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-BACKGROUND, EDGE, INTERIOR = 0, 1, 2
+from mrife.labels import IGNORE, LANDSLIDE
+
+BACKGROUND, EDGE, INTERIOR, PADDING = 0, 1, 2, 3
 
 # Which block classes are masked as class 1 for each strategy (Table VI); class 0 is
 # always background. "all" masks landslide blocks of both kinds against background.
@@ -27,12 +30,14 @@ def classify_blocks(mask: Tensor, block: int = 8) -> Tensor:
     """Classify the ``block x block`` blocks of a binary mask.
 
     Args:
-        mask: ``[H, W]`` or ``[B, H, W]`` with values in {0, 1}; H and W divisible by ``block``.
+        mask: ``[H, W]`` or ``[B, H, W]`` with values in {0, 1, IGNORE}; H and W divisible
+            by ``block``.
         block: block size in pixels (8 in the paper; 16 in Table V).
 
     Returns:
         int64 ``[h, w]`` or ``[B, h, w]`` (``h = H / block``): 0 background, 1 edge,
-        2 interior. For ``block = 8``: ``n < 7``, ``7 <= n <= 57``, ``n > 57``.
+        2 interior, 3 padding (any ``IGNORE`` pixel). For ``block = 8``: ``n < 7``,
+        ``7 <= n <= 57``, ``n > 57``.
     """
     if mask.dim() not in (2, 3):
         raise ValueError(f"mask must be [H, W] or [B, H, W], got shape {tuple(mask.shape)}")
@@ -42,12 +47,17 @@ def classify_blocks(mask: Tensor, block: int = 8) -> Tensor:
             f"mask size {H}x{W} is not divisible by the block size {block}: pad it to "
             f"{-(-H // block) * block}x{-(-W // block) * block}"
         )
-    m = mask.reshape(-1, 1, H, W).float()
-    counts = F.avg_pool2d(m, block, divisor_override=1).round().long()[:, 0]  # [B, h, w]
+    m = mask.reshape(-1, 1, H, W)
+
+    def per_block(pixels: Tensor) -> Tensor:  # [B, 1, H, W] bool -> [B, h, w] counts
+        return F.avg_pool2d(pixels.float(), block, divisor_override=1).round().long()[:, 0]
+
+    counts = per_block(m == LANDSLIDE)
     area = block * block
     classes = torch.full_like(counts, EDGE)
     classes[counts * 10 < area] = BACKGROUND  # n < 0.1 b^2, in integers
     classes[counts * 10 > 9 * area] = INTERIOR  # n > 0.9 b^2
+    classes[per_block(m == IGNORE) > 0] = PADDING
     return classes if mask.dim() == 3 else classes[0]
 
 
@@ -60,7 +70,7 @@ class MaskedBatch(NamedTuple):
             (``maskList_1``), ``b * h*w + r * w + c``.
         idx_neg: int64 ``[N0]`` the same for the masked class-0 blocks (``maskList_0``);
             per image as many as class 1.
-        classes: int64 ``[B, h, w]`` the block classes (0/1/2).
+        classes: int64 ``[B, h, w]`` the block classes (0/1/2/3).
     """
 
     images: Tensor
@@ -93,7 +103,7 @@ class BlockMasker:
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, images: Tensor, masks: Tensor, generator: torch.Generator | None = None) -> MaskedBatch:
-        """Mask a batch: ``images [B, 3, H, W]`` (normalized), ``masks [B, H, W]`` in {0, 1}.
+        """Mask a batch: ``images [B, 3, H, W]`` (normalized), ``masks [B, H, W]`` in {0, 1, IGNORE}.
 
         ``generator`` (a CPU generator) draws the blocks; by default the masker's own.
         """

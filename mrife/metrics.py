@@ -2,7 +2,10 @@
 
 TP, FP, FN and TN are pooled over every pixel of the test set first, and each metric
 is taken once from those sums (not averaged per image): that is how the paper's
-tables satisfy lIoU = F1 / (2 - F1) (NOTES.md). Landslide (label 1) is the positive class.
+tables satisfy lIoU = F1 / (2 - F1) (NOTES.md). Landslide (label 1) is the positive class;
+pixels labelled ``IGNORE`` (padding) are not counted.
+
+No metric flatters a model that predicts nothing: its precision is 0, not 0/0 = 1.
 """
 
 from __future__ import annotations
@@ -14,21 +17,28 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from mrife.labels import IGNORE
+
 METRIC_NAMES = ("PA", "precision", "recall", "F1", "lIoU", "mIoU")
 
 
-def _ratio(num, den):
-    """``num / den`` elementwise, with 0/0 = 1: a class absent from prediction and target is no error."""
+def _ratio(num, den, empty: float = 1.0):
+    """``num / den`` elementwise, with ``0/0 = empty``."""
     num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
-    return np.where(den == 0, 1.0, num / np.where(den == 0, 1.0, den))
+    return np.where(den == 0, empty, num / np.where(den == 0, 1.0, den))
 
 
 def metrics_from_counts(tp, fp, fn, tn) -> dict[str, np.ndarray]:
-    """The six metrics from pooled pixel counts (numbers, or arrays of one shape)."""
+    """The six metrics from pooled pixel counts (numbers, or arrays of one shape).
+
+    A ratio whose numerator and denominator are both 0 is 1 (a class absent from both
+    prediction and label is no error), except precision: a model with no positive
+    prediction gets 0, so that predicting nothing cannot lead a table.
+    """
     liou, biou = _ratio(tp, tp + fp + fn), _ratio(tn, tn + fp + fn)
     return {
         "PA": _ratio(tp + tn, tp + fp + fn + tn),
-        "precision": _ratio(tp, tp + fp),
+        "precision": _ratio(tp, tp + fp, empty=0.0),
         "recall": _ratio(tp, tp + fn),
         # 2TP / (2TP + FP + FN) equals 2PR / (P + R) and stays defined when P + R = 0.
         "F1": _ratio(2 * tp, 2 * tp + fp + fn),
@@ -54,16 +64,25 @@ class ConfusionMatrix:
 
     @torch.no_grad()
     def update(self, pred: Tensor, target: Tensor) -> None:
-        """Add a batch: ``pred`` labels ``[B, H, W]`` or logits ``[B, 2, H, W]``; ``target [B, H, W]``."""
+        """Add a batch: ``pred`` labels ``[B, H, W]`` or logits ``[B, 2, H, W]``; ``target [B, H, W]``.
+
+        Target pixels labelled ``IGNORE`` (255) are left out.
+        """
         if pred.dim() == target.dim() + 1:
             pred = pred.argmax(1)
         if pred.shape != target.shape:
             raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
-        p, t = pred.bool(), target.bool()
+        valid = target != IGNORE
+        p, t = pred.bool()[valid], target.bool()[valid]  # [N] counted pixels
         self.tp += int((p & t).sum())
         self.fp += int((p & ~t).sum())
         self.fn += int((~p & t).sum())
         self.tn += int((~p & ~t).sum())
+
+    @property
+    def predicts_nothing(self) -> bool:
+        """True when no pixel was predicted landslide (precision is then 0 by convention)."""
+        return self.tp + self.fp == 0
 
     @property
     def counts(self) -> tuple[int, int, int, int]:
@@ -136,3 +155,109 @@ def scene_bootstrap(
                     "value": full[f] - full[i], "low": np.quantile(diff, tail),
                     "high": np.quantile(diff, 1 - tail), "share > 0": float((diff > 0).mean())}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def hierarchical_bootstrap(
+    per_seed_scene: Mapping[str, Mapping[int, Mapping[str, ConfusionMatrix]]],
+    metric: str = "lIoU",
+    focus: str | None = None,
+    draws: int = 2000,
+    level: float = 0.9,
+    seed: int = 0,
+) -> pd.DataFrame:
+    r"""How much a pooled test metric depends on the training seeds *and* the test scenes.
+
+    A number in our tables moves for two independent reasons: training noise (another
+    seed gives another model: initialization, data order, augmentation and mask draws)
+    and test sampling noise (another set of test scenes scores the same model
+    differently). :func:`scene_bootstrap` measures only the second, holding one trained
+    model fixed, so a difference it calls clear may be one lucky seed; resampling only
+    the seeds would treat the few test scenes as the whole population. This bootstrap
+    resamples both factors at once, independently (a two-way, "pigeonhole" bootstrap of
+    a crossed seed x scene design; Owen 2007 shows it is mildly conservative there).
+
+    Let :math:`c_{m,k,s} = (TP, FP, FN, TN)` be the counts of model ``m``, seed
+    :math:`k \in 1..K_m`, scene :math:`s \in 1..S`. Draw :math:`b` takes
+
+    - scene weights :math:`w_{b,s}` (how often scene ``s`` is drawn in ``S`` draws with
+      replacement), *one* vector shared by every model, so that differences between
+      models are paired over scenes;
+    - seed weights :math:`v_{m,b,k}` (``K_m`` draws with replacement), independently for
+      each model: seed ``k`` of one model has nothing to do with seed ``k`` of another;
+
+    and scores :math:`\theta^*_{m,b} = g(\sum_k \sum_s v_{m,b,k} w_{b,s} c_{m,k,s})`, the
+    metric ``g`` of the pooled counts (the metrics pool pixels, Eqs. 9-14). The interval
+    is the central ``level`` share of :math:`\theta^*_{m,\cdot}`, and for a difference of
+    :math:`\theta^*_{f,\cdot} - \theta^*_{m,\cdot}`. With 3 to 5 seeds the seed factor has
+    few distinct draws (10 multisets of 3 seeds) and a percentile interval from so few
+    seeds is rough: read it as a scale of the noise, not an exact coverage.
+
+    Args:
+        per_seed_scene: model label -> training seed -> test scene -> its ConfusionMatrix.
+            Every seed of every model must hold the same test scenes; the number of seeds
+            may differ between models. E.g. from :func:`mrife.reproduce.seed_scene_confusions`.
+        metric: one of :data:`METRIC_NAMES`.
+        focus: a model label; adds a row ``"<focus> - <model>"`` per other model.
+        draws: bootstrap draws; level: central share the interval covers; seed: of the draws.
+
+    Returns:
+        A DataFrame indexed by model label (then difference rows) with columns ``value``
+        (the metric of every seed and scene pooled), ``mean`` (mean over seeds of each
+        seed's metric on all scenes, what :func:`mrife.reproduce.compare` shows), ``sd``
+        (their standard deviation over seeds, ddof 1; NaN for one seed), ``seeds``,
+        ``low`` and ``high`` (the interval) and, for difference rows, ``share > 0`` (the
+        share of draws where ``focus`` beats the other model); a difference row's
+        ``value`` and ``mean`` are the differences of the two models' ones.
+    """
+    if metric not in METRIC_NAMES:
+        raise KeyError(f"unknown metric {metric!r}; valid: {METRIC_NAMES}")
+    if not 0 < level < 1 or draws < 1:
+        raise ValueError(f"level {level} must lie in (0, 1) and draws {draws} be at least 1")
+    labels = list(per_seed_scene)
+    if focus is not None and focus not in per_seed_scene:
+        raise KeyError(f"focus {focus!r} is not one of {labels}")
+    for label in labels:
+        if not per_seed_scene[label]:
+            raise ValueError(f"{label!r} has no seed")
+    first = next(iter(per_seed_scene[labels[0]].values())) if labels else {}
+    scenes = sorted(first)
+    for label in labels:
+        for k, per_scene in per_seed_scene[label].items():
+            if sorted(per_scene) != scenes:
+                raise ValueError(f"{label!r} seed {k} was tested on scenes {sorted(per_scene)}, not {scenes}: "
+                                 "a paired bootstrap needs the same test scenes for every model and seed")
+    counts = {label: np.array([[cms[s].counts for s in scenes] for cms in per_seed_scene[label].values()],
+                              dtype=np.float64) for label in labels}  # label -> [K, S, 4]
+    rng = np.random.default_rng(seed)
+    n_scenes = len(scenes)
+    scene_picks = rng.integers(n_scenes, size=(draws, n_scenes))  # [D, S] scene indices
+    scene_w = np.stack([np.bincount(row, minlength=n_scenes) for row in scene_picks]).astype(np.float64)  # [D, S]
+
+    def score(c):  # [..., 4] counts -> [...] metric
+        return metrics_from_counts(*np.moveaxis(c, -1, 0))[metric]
+
+    boot, rows = {}, {}
+    for label in labels:
+        c = counts[label]  # [K, S, 4]
+        k = len(c)
+        seed_picks = rng.integers(k, size=(draws, k))  # [D, K] seed indices
+        seed_w = np.stack([np.bincount(row, minlength=k) for row in seed_picks]).astype(np.float64)  # [D, K]
+        boot[label] = score(np.einsum("dk,ds,ksc->dc", seed_w, scene_w, c))  # [D]
+        per_seed = score(c.sum(1))  # [K]: each seed on all scenes
+        rows[label] = {"value": float(score(c.sum((0, 1)))), "mean": float(per_seed.mean()),
+                       "sd": float(per_seed.std(ddof=1)) if k > 1 else np.nan, "seeds": k}
+    tail = (1 - level) / 2
+    for label in labels:
+        rows[label] |= {"low": np.quantile(boot[label], tail), "high": np.quantile(boot[label], 1 - tail)}
+    if focus is not None:
+        for label in labels:
+            if label != focus:
+                diff = boot[focus] - boot[label]
+                rows[f"{focus} - {label}"] = {
+                    "value": rows[focus]["value"] - rows[label]["value"],
+                    "mean": rows[focus]["mean"] - rows[label]["mean"], "sd": np.nan,
+                    "seeds": f"{rows[focus]['seeds']} vs {rows[label]['seeds']}",
+                    "low": np.quantile(diff, tail), "high": np.quantile(diff, 1 - tail),
+                    "share > 0": float((diff > 0).mean())}
+    columns = ["value", "mean", "sd", "seeds", "low", "high"] + (["share > 0"] if focus is not None else [])
+    return pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns)

@@ -14,9 +14,10 @@ from matplotlib import pyplot as plt
 from matplotlib.colors import ListedColormap
 
 from mrife.data.transforms import MEAN, STD
+from mrife.labels import LANDSLIDE
 
-# background, edge, interior (mrife.masking's block classes)
-BLOCK_COLOURS = ListedColormap([(0, 0, 0, 0), (1.0, 0.85, 0.0, 0.55), (0.1, 0.6, 1.0, 0.45)])
+# background, edge, interior, padding (mrife.masking's block classes)
+BLOCK_COLOURS = ListedColormap([(0, 0, 0, 0), (1.0, 0.85, 0.0, 0.55), (0.1, 0.6, 1.0, 0.45), (0.5, 0.5, 0.5, 0.6)])
 
 
 def to_rgb(image) -> np.ndarray:
@@ -38,8 +39,8 @@ def _axes(ax):
 
 
 def boundary(mask) -> np.ndarray:
-    """Pixels of a binary ``[H, W]`` mask that touch the other class (4-neighbourhood)."""
-    m = np.asarray(mask).astype(bool)
+    """Landslide pixels of an ``[H, W]`` label mask that touch another label (4-neighbourhood)."""
+    m = np.asarray(mask) == LANDSLIDE
     edge = np.zeros_like(m)
     edge[:-1] |= m[:-1] != m[1:]
     edge[1:] |= m[:-1] != m[1:]
@@ -65,7 +66,7 @@ def show_prediction(image, pred, mask, ax=None, title: str | None = None):
     label's boundary in red."""
     ax = _axes(ax)
     rgb = 0.45 * to_rgb(image)
-    p = np.asarray(pred).astype(bool)
+    p = np.asarray(pred) == LANDSLIDE
     rgb[p] = 0.35 * rgb[p] + 0.65
     rgb[boundary(mask)] = (1.0, 0.0, 0.0)
     ax.imshow(rgb)
@@ -75,12 +76,12 @@ def show_prediction(image, pred, mask, ax=None, title: str | None = None):
 
 
 def show_blocks(image, classes, block: int = 8, ax=None, title: str | None = None):
-    """Fig. 2 style: block classes ``[h, w]`` (0 background, 1 edge, 2 interior) over the image."""
+    """Fig. 2 style: block classes ``[h, w]`` (0 background, 1 edge, 2 interior, 3 padding) over the image."""
     ax = _axes(ax)
     ax.imshow(to_rgb(image))
     c = np.asarray(classes)
     h, w = c.shape
-    ax.imshow(c, cmap=BLOCK_COLOURS, vmin=0, vmax=2, interpolation="nearest",
+    ax.imshow(c, cmap=BLOCK_COLOURS, vmin=0, vmax=3, interpolation="nearest",
               extent=(-0.5, w * block - 0.5, h * block - 0.5, -0.5))
     if title:
         ax.set_title(title, fontsize=9)

@@ -1,25 +1,29 @@
-"""Every run the book needs, per profile, and the tables that compare them with the paper.
+"""Every run the book needs, per profile and training seed, and the tables that compare them with the paper.
 
-``mrife reproduce --profile P`` trains each experiment below into ``results/P/``, a run
-directory per experiment named by the hash of its resolved config (see
-:mod:`mrife.runs`): a finished run is never trained twice and an interrupted one
-resumes. Chapters read the runs back with :func:`result` and :func:`compare`.
+``mrife reproduce --profile P`` trains each experiment below for each of its seeds
+(:func:`seeds_for`) into ``results/P/``, a run directory per experiment and seed named by
+the hash of its resolved config, seed included (see :mod:`mrife.runs`): a finished run is
+never trained twice and an interrupted one resumes. Chapters read the runs back with
+:func:`result` (one seed), :func:`results` (every finished seed), :func:`compare` (mean
+over seeds beside the paper) and :func:`verdicts` (intervals over seeds and test scenes).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
 from mrife.config import RunConfig, load_profile, load_yaml
 from mrife.data import TileDataset
-from mrife.metrics import ConfusionMatrix
+from mrife.metrics import METRIC_NAMES, ConfusionMatrix, hierarchical_bootstrap
 from mrife.runs import load_run, run_dir_for, write_json
 from mrife.train import build_splits, confusion_by_scene, fit
 
@@ -31,7 +35,8 @@ EXPERIMENTS: dict[str, list[str]] = {
     "segbranch": ["model.name=segbranch"],  # Table IV "B (seg branch)", Fig. 7
     "mrife-mfm": ["model.name=mrife", "loss.beta=0"],  # Table IV "B+M"
     "mrife-no-distill": ["model.name=mrife", "model.ema_decay=0"],  # Fig. 6: teacher = current student
-    "mrife-block16": ["model.name=mrife", "model.output_stride=16"],  # Table V: 16 x 16 blocks
+    "mrife-block16": ["model.name=mrife", "model.output_stride=16"],  # Table V as the paper: 16-px blocks at OS 16
+    "mrife-block16-os8": ["model.name=mrife", "mask.block=16"],  # Table V, the block size alone: OS 8, 2 x 2 points pooled
     "mrife-center": ["model.name=mrife", "mask.strategy=center+back"],  # Table VI
     "mrife-all": ["model.name=mrife", "mask.strategy=all"],  # Table VI
     "mrife-concat": ["model.name=mrife", "model.fusion=concat"],  # fusion cross-validation, Fig. 8
@@ -43,41 +48,89 @@ def results_root() -> Path:
     return Path(os.environ.get("MRIFE_RESULTS", "results"))
 
 
-def experiment_config(profile: str, experiment: str, overrides=()) -> RunConfig:
+# Training seeds per profile: each seed is its own run (the seed is part of the config
+# hash), so the spread over seeds -- training noise -- is measured, not guessed. The
+# experiments of Tables III and IV, whose differences the paper's claims rest on, get
+# more seeds where there is time for them.
+SEEDS: dict[str, tuple[int, ...]] = {"smoke": (0,), "cpu": (0, 1, 2), "paper": (0, 1, 2)}
+TABLE_EXPERIMENTS = ("deeplabv3plus", "mrife", "icssn", "segbranch", "mrife-mfm")  # Tables III and IV
+TABLE_SEEDS: dict[str, tuple[int, ...]] = {"cpu": (0, 1, 2, 3, 4), "paper": (0, 1, 2, 3, 4)}
+
+
+def seeds_for(profile: str, experiment: str) -> tuple[int, ...]:
+    """The training seeds ``mrife reproduce`` runs for ``experiment`` at ``profile`` by default."""
     if experiment not in EXPERIMENTS:
         raise KeyError(f"unknown experiment {experiment!r}; valid: {', '.join(EXPERIMENTS)}")
-    return load_profile(profile, [*EXPERIMENTS[experiment], *overrides])
+    if experiment in TABLE_EXPERIMENTS and profile in TABLE_SEEDS:
+        return TABLE_SEEDS[profile]
+    return SEEDS.get(profile, (0,))
+
+
+def experiment_config(profile: str, experiment: str, overrides=(), seed: int | None = None) -> RunConfig:
+    """The config of ``experiment`` at ``profile``; ``seed`` (when given) is applied last, as ``seed=N``."""
+    if experiment not in EXPERIMENTS:
+        raise KeyError(f"unknown experiment {experiment!r}; valid: {', '.join(EXPERIMENTS)}")
+    return load_profile(profile, [*EXPERIMENTS[experiment], *overrides,
+                                  *([f"seed={int(seed)}"] if seed is not None else [])])
 
 
 def reproduce(profile: str, root: str | Path | None = None, experiments=None, overrides=(),
-              progress: bool = True) -> dict[str, Path]:
-    """Train (or resume, or skip) each experiment of ``profile``; returns their run directories.
+              progress: bool = True, seeds=None) -> dict[str, dict[int, Path]]:
+    """Train (or resume, or skip) each experiment of ``profile`` at each seed.
 
-    ``results/<profile>/index.json`` maps each experiment to its run directory and is
-    rewritten after every run, so the chapters can be built from a partial reproduction.
+    Args:
+        experiments: a subset of :data:`EXPERIMENTS` (default: all).
+        overrides: ``key=value`` settings applied to every run (not ``seed``: use ``seeds``).
+        seeds: training seeds for every experiment (default: :func:`seeds_for` each one:
+            :data:`SEEDS` of the profile, :data:`TABLE_SEEDS` for the experiments of
+            Tables III and IV).
+
+    The work is seed-major -- every experiment at the first seed, then every one at the
+    next -- so that a reproduction stopped part way has the same number of seeds for each
+    experiment (give or take one), not all seeds of a few. Runs are trained one after the
+    other; the threads each uses are the training config's business.
+    ``results/<profile>/index.json`` maps each experiment to ``{seed: run directory name}``
+    and is rewritten after every run, so the chapters can be built from a partial
+    reproduction.
+
+    Returns:
+        experiment -> seed -> run directory, for the runs of this call.
     """
+    names = list(experiments or EXPERIMENTS)
+    for name in names:
+        if name not in EXPERIMENTS:
+            raise KeyError(f"unknown experiment {name!r}; valid: {', '.join(EXPERIMENTS)}")
+    if any(item.partition("=")[0].strip() == "seed" for item in overrides):
+        raise ValueError("set the training seeds with `seeds` (--seeds on the command line), not a seed= override")
+    plan = {name: tuple(int(s) for s in seeds) if seeds is not None else seeds_for(profile, name) for name in names}
     root = Path(root or results_root()) / profile
     root.mkdir(parents=True, exist_ok=True)
     index_path = root / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
-    runs = {}
-    for name in experiments or EXPERIMENTS:
-        cfg = experiment_config(profile, name, overrides)
-        done = (run_dir_for(cfg, root) / "test_metrics.json").exists()
-        print(f"[{profile}] {name}: {'finished, skipped' if done else 'training'} ({run_dir_for(cfg, root).name})",
-              flush=True)
-        tic = time.perf_counter()
-        runs[name] = fit(cfg, root, progress=progress)
-        index[name] = runs[name].name
-        write_json(index_path, index)
-        if not done:
-            print(f"[{profile}] {name}: done in {time.perf_counter() - tic:.0f} s", flush=True)
+    runs: dict[str, dict[int, Path]] = {}
+    for seed in sorted({s for planned in plan.values() for s in planned}):
+        for name in names:
+            if seed not in plan[name]:
+                continue
+            cfg = experiment_config(profile, name, overrides, seed)
+            run = run_dir_for(cfg, root)
+            done = (run / "test_metrics.json").exists()
+            print(f"[{profile}] {name} seed {seed}: {'finished, skipped' if done else 'training'} ({run.name})",
+                  flush=True)
+            tic = time.perf_counter()
+            runs.setdefault(name, {})[seed] = fit(cfg, root, progress=progress)
+            if not isinstance(index.get(name), dict):  # an index written before seeds were kept
+                index[name] = {}
+            index[name][str(seed)] = run.name
+            write_json(index_path, index)
+            if not done:
+                print(f"[{profile}] {name} seed {seed}: done in {time.perf_counter() - tic:.0f} s", flush=True)
     return runs
 
 
 @dataclass
 class Result:
-    """One finished run, as the chapters read it."""
+    """One finished run (one experiment at one seed), as the chapters read it."""
 
     experiment: str
     run: Path
@@ -85,24 +138,66 @@ class Result:
     history: pd.DataFrame  # one row per epoch: train_* loss terms, val_* metrics, seconds
     test: dict[str, float]  # test metrics of the best-validation checkpoint
 
+    @property
+    def seed(self) -> int:
+        return self.config.seed
 
-def result(profile: str, experiment: str, root: str | Path | None = None) -> Result:
-    """The run of ``experiment`` at ``profile``; a clear error saying how to produce it."""
-    cfg = experiment_config(profile, experiment)
+
+def _how_to_produce(profile: str, experiment: str, seed: int | None = None) -> str:
+    """The command that trains the missing run(s)."""
+    extra = "" if seed is None or seed in seeds_for(profile, experiment) else f" --seeds {seed}"
+    return (f"`mrife reproduce --profile {profile}{extra}` "
+            f"(or `mrife reproduce --profile {profile} --only {experiment}{extra}`)")
+
+
+def result(profile: str, experiment: str, root: str | Path | None = None, seed: int | None = None) -> Result:
+    """The run of ``experiment`` at ``profile`` and ``seed`` (default: the profile's first
+    seed); a clear error saying how to produce it."""
+    seed = seeds_for(profile, experiment)[0] if seed is None else seed
+    cfg = experiment_config(profile, experiment, seed=seed)
     run = run_dir_for(cfg, Path(root or results_root()) / profile)
     if not (run / "test_metrics.json").exists():
         raise FileNotFoundError(
-            f"no finished run of {experiment!r} at profile {profile!r} in {run}; produce it with "
-            f"`mrife reproduce --profile {profile}` (or `--only {experiment}`)"
+            f"no finished run of {experiment!r} at profile {profile!r}, seed {seed}, in {run}; produce it with "
+            + _how_to_produce(profile, experiment, seed)
         )
     history = pd.DataFrame(json.loads((run / "history.json").read_text()))
     test = json.loads((run / "test_metrics.json").read_text())
     return Result(experiment, run, load_yaml(run / "config.yaml"), history, test)
 
 
+def results(profile: str, experiment: str, root: str | Path | None = None) -> list[Result]:
+    """Every finished seed of ``experiment`` at ``profile``, by seed.
+
+    The seeds looked for are the profile's defaults (:func:`seeds_for`) and any other
+    seed ``index.json`` records for the experiment (``mrife reproduce --seeds``); a seed
+    whose run is missing or unfinished is skipped, and a run trained with other
+    ``--set`` overrides than the profile's is not found (its config hash differs).
+
+    Raises:
+        FileNotFoundError: no seed is finished (the message says how to produce them).
+    """
+    seeds = set(seeds_for(profile, experiment))
+    index_path = Path(root or results_root()) / profile / "index.json"
+    if index_path.exists():
+        recorded = json.loads(index_path.read_text()).get(experiment)
+        if isinstance(recorded, dict):
+            seeds |= {int(s) for s in recorded}
+    found = []
+    for seed in sorted(seeds):
+        try:
+            found.append(result(profile, experiment, root, seed))
+        except FileNotFoundError:
+            pass
+    if not found:
+        raise FileNotFoundError(f"no finished run of {experiment!r} at profile {profile!r} (seeds {sorted(seeds)}) "
+                                f"under {index_path.parent}; produce them with " + _how_to_produce(profile, experiment))
+    return found
+
+
 def compare(profile: str, rows: dict[str, str], paper_table: dict[str, dict[str, float]],
             metrics=None, root=None) -> pd.DataFrame:
-    """The paper's numbers beside ours.
+    """The paper's numbers beside ours, over every finished training seed.
 
     Args:
         rows: table row label -> experiment name (``None`` for a row we do not run).
@@ -110,8 +205,11 @@ def compare(profile: str, rows: dict[str, str], paper_table: dict[str, dict[str,
         metrics: columns to show (default: those of the paper's table).
 
     Returns:
-        A DataFrame indexed by row label with columns ``(metric, "paper" | "ours")``; a
-        run that does not exist yet shows "not run" instead of a number.
+        A DataFrame indexed by row label with columns ``(metric, source)``, source one of
+        ``"paper"`` (the paper's value, "" when it has none), ``"ours"`` (the mean over our
+        finished seeds of each seed's test metric), ``"sd"`` (their standard deviation,
+        ddof 1; "" with fewer than two seeds) and ``"n"`` (how many seeds). A run that does
+        not exist yet shows "not run" as ours, "" as sd and 0 as n.
 
     Raises:
         KeyError: a row names an experiment that does not exist (the message lists them).
@@ -123,47 +221,83 @@ def compare(profile: str, rows: dict[str, str], paper_table: dict[str, dict[str,
     table = {}
     for label, experiment in rows.items():
         try:
-            ours = result(profile, experiment, root).test if experiment else {}
+            tests = [res.test for res in results(profile, experiment, root)] if experiment else []
         except FileNotFoundError:
-            ours = {}
+            tests = []
         paper_row = paper_table.get(label, {})
-        table[label] = {(m, src): v for m in metrics
-                        for src, v in (("paper", paper_row.get(m, "")), ("ours", ours.get(m, "not run")))}
+        cells = {}
+        for m in metrics:
+            values = [float(t[m]) for t in tests if m in t]
+            cells[(m, "paper")] = paper_row.get(m, "")
+            cells[(m, "ours")] = float(np.mean(values)) if values else "not run"
+            cells[(m, "sd")] = float(np.std(values, ddof=1)) if len(values) > 1 else ""
+            cells[(m, "n")] = len(values)
+        table[label] = cells
     df = pd.DataFrame.from_dict(table, orient="index")
     df.columns = pd.MultiIndex.from_tuples(df.columns, names=["metric", "source"])
     return df
 
 
+def _test_loader(res: Result, splits: dict[str, TileDataset]) -> DataLoader:
+    """The test split of ``res``'s data, built once per data configuration (``splits`` caches)."""
+    key = repr(res.config.data)
+    if key not in splits:
+        tiles = build_splits(res.config, progress=False)["test"]
+        splits[key] = TileDataset(tiles, res.config.data.input_size, equalize=res.config.data.equalize)
+    return DataLoader(splits[key], batch_size=res.config.train.batch_size)
+
+
 def scene_confusions(runs: dict[str, Result]) -> dict[str, dict[str, ConfusionMatrix]]:
     """Each run's best checkpoint on its test split: label -> scene -> ConfusionMatrix.
 
-    The input to :func:`mrife.metrics.scene_bootstrap`. Runs on the CPU; the test split
+    The input to :func:`mrife.metrics.scene_bootstrap` (one run per label; for several
+    seeds per label see :func:`seed_scene_confusions`). Runs on the CPU; the test split
     is built once per data configuration.
     """
     splits: dict[str, TileDataset] = {}
-    out = {}
-    for label, res in runs.items():
-        key = repr(res.config.data)
-        if key not in splits:
-            tiles = build_splits(res.config, progress=False)["test"]
-            splits[key] = TileDataset(tiles, res.config.data.input_size, equalize=res.config.data.equalize)
-        loader = DataLoader(splits[key], batch_size=res.config.train.batch_size)
-        out[label] = confusion_by_scene(load_run(res.run)[1], loader)
+    return {label: confusion_by_scene(load_run(res.run)[1], _test_loader(res, splits))
+            for label, res in runs.items()}
+
+
+def seed_scene_confusions(runs: dict[str, list[Result]]) -> dict[str, dict[int, dict[str, ConfusionMatrix]]]:
+    """Every seed's best checkpoint on its test split: label -> seed -> scene -> ConfusionMatrix.
+
+    ``runs`` maps a label to the Results of its seeds (e.g. :func:`results`). The input
+    to :func:`mrife.metrics.hierarchical_bootstrap`. Runs on the CPU, one checkpoint at a
+    time; the test split is built once per data configuration.
+    """
+    splits: dict[str, TileDataset] = {}
+    out: dict[str, dict[int, dict[str, ConfusionMatrix]]] = {}
+    for label, seeds in runs.items():
+        out[label] = {}
+        for res in seeds:
+            if res.seed in out[label]:
+                raise ValueError(f"{label!r} has two runs of seed {res.seed}")
+            out[label][res.seed] = confusion_by_scene(load_run(res.run)[1], _test_loader(res, splits))
     return out
 
 
 def leaders(table: pd.DataFrame) -> pd.DataFrame:
     """Which row of a :func:`compare` table is best on each metric, in the paper and in ours.
 
-    Every metric here is better when higher. Returns a DataFrame indexed by metric with
-    columns ``paper``, ``ours`` (a row label; "tie: a, b" when the best value is shared,
-    "–" when fewer than two rows have a number) and ``same`` (whether they agree).
+    Every metric here is better when higher; only the ``"paper"`` and ``"ours"`` columns are
+    read (ours is the mean over seeds; ``sd`` and ``n`` are ignored). A row whose model
+    predicts nothing cannot lead: a row with ``recall`` 0 in a source (the table needs a
+    ``recall`` column for this) is treated as predicting nothing -- no true positive, so
+    precision 0 too, by :func:`mrife.metrics.metrics_from_counts`' convention -- and left
+    out of that source's ranking on every metric (its PA, for one, can be high on a test
+    set that is mostly background). Returns a DataFrame indexed by metric with columns
+    ``paper``, ``ours`` (a row label; "tie: a, b" when the best value is shared, "–" when
+    fewer than two rows take part) and ``same`` (whether they agree).
     """
+    metrics = table.columns.get_level_values("metric").unique()
     out = {}
-    for metric in table.columns.get_level_values("metric").unique():
+    for metric in metrics:
         best = {}
         for source in ("paper", "ours"):
-            values = {row: v for row, v in table[(metric, source)].items() if isinstance(v, float)}
+            recall = table[("recall", source)] if ("recall", source) in table.columns else None
+            values = {row: v for row, v in table[(metric, source)].items()
+                      if isinstance(v, float) and not (recall is not None and recall[row] == 0)}
             top = max(values.values(), default=None)
             winners = [row for row, v in values.items() if v == top]
             best[source] = ("–" if len(values) < 2 else winners[0] if len(winners) == 1
@@ -173,14 +307,100 @@ def leaders(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(out, orient="index")
 
 
-def read_differences(bootstrap: pd.DataFrame, metric: str, level: float = 0.9) -> str:
-    """One Markdown line per difference row of :func:`mrife.metrics.scene_bootstrap`."""
+def read_differences(bootstrap: pd.DataFrame, metric: str, level: float = 0.9,
+                     resampled: str = "the test scenes") -> str:
+    """One Markdown line per difference row of :func:`mrife.metrics.scene_bootstrap` (or,
+    with ``resampled="the seeds and the test scenes"``, of
+    :func:`mrife.metrics.hierarchical_bootstrap`)."""
     lines = []
     for label, row in bootstrap.dropna(subset=["share > 0"]).iterrows():
         if row["low"] > 0 or row["high"] < 0:
-            verdict = "larger than the spread that resampling the test scenes gives"
+            verdict = f"larger than the spread that resampling {resampled} gives"
         else:
-            verdict = "within the spread that resampling the test scenes gives (the interval holds 0)"
+            verdict = f"within the spread that resampling {resampled} gives (the interval holds 0)"
         lines.append(f"- {label}: {metric} {row['value']:+.4f} ({level:.0%} interval {row['low']:+.4f} to "
                      f"{row['high']:+.4f}; ahead in {row['share > 0']:.0%} of the draws): {verdict}.")
     return "\n".join(lines)
+
+
+def verdict(low: float, high: float, paper_sign: float) -> str:
+    """What an interval of our difference says about a difference the paper reports.
+
+    ``paper_sign`` is the paper's difference (or just its sign). Returns "reproduced" when
+    the interval excludes 0 on the paper's side (``low > 0`` for a positive difference),
+    "reversed" when it excludes 0 on the other side, and "inconclusive" when it holds 0
+    (an end exactly at 0 holds it).
+
+    Raises:
+        ValueError: the paper's difference is 0 or NaN (no side to reproduce), an end of the
+            interval is NaN, or ``low > high``.
+    """
+    if not paper_sign or math.isnan(paper_sign):
+        raise ValueError(f"the paper's difference {paper_sign} has no sign: nothing to reproduce or reverse")
+    if math.isnan(low) or math.isnan(high) or low > high:
+        raise ValueError(f"({low}, {high}) is not an interval")
+    if low > 0 or high < 0:
+        return "reproduced" if (low > 0) == (paper_sign > 0) else "reversed"
+    return "inconclusive"
+
+
+def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 0.9, seed: int = 0) -> pd.DataFrame:
+    """A verdict on each difference the paper claims, with an interval over seeds and test scenes.
+
+    Args:
+        claims: ``(label, focus experiment, other experiment, metric, the paper's difference
+            focus - other)`` tuples, e.g. ``("MRIFE over the baseline", "mrife",
+            "deeplabv3plus", "lIoU", 0.3934 - 0.3381)``.
+        draws, level, seed: of :func:`mrife.metrics.hierarchical_bootstrap`.
+
+    Every finished seed of each experiment (:func:`results`) is re-tested scene by scene
+    (:func:`seed_scene_confusions`, once per experiment), and the difference
+    focus - other bootstrapped by resampling both the seeds of each model and the test
+    scenes (paired over scenes).
+
+    Returns:
+        A DataFrame indexed by claim label with columns ``focus``, ``other``, ``metric``,
+        ``paper`` (its difference), ``ours`` (mean over seeds of focus minus mean over seeds
+        of other: the difference of the ``"ours"`` cells of :func:`compare`), ``low`` and
+        ``high`` (the ``level`` interval), ``share > 0`` (draws where focus is ahead),
+        ``seeds`` ("focus vs other") and ``verdict`` (:func:`verdict`; "not run: <experiments>"
+        when an experiment has no finished seed). The level is in ``.attrs["level"]``.
+
+    Raises:
+        KeyError: an unknown experiment or metric (before anything is computed).
+        ValueError: a claim compares an experiment with itself.
+    """
+    claims = [tuple(c) for c in claims]
+    for label, focus, other, metric, _ in claims:
+        for experiment in (focus, other):
+            if experiment not in EXPERIMENTS:
+                raise KeyError(f"unknown experiment {experiment!r} in claim {label!r}; valid: {', '.join(EXPERIMENTS)}")
+        if metric not in METRIC_NAMES:
+            raise KeyError(f"unknown metric {metric!r} in claim {label!r}; valid: {METRIC_NAMES}")
+        if focus == other:
+            raise ValueError(f"claim {label!r} compares {focus!r} with itself")
+    found = {}
+    for experiment in dict.fromkeys(e for _, f, o, _, _ in claims for e in (f, o)):
+        try:
+            found[experiment] = results(profile, experiment, root)
+        except FileNotFoundError:
+            pass
+    confusions = seed_scene_confusions(found)
+    rows = {}
+    for label, focus, other, metric, paper_diff in claims:
+        row = {"focus": focus, "other": other, "metric": metric, "paper": paper_diff}
+        if focus in confusions and other in confusions:
+            boot = hierarchical_bootstrap({focus: confusions[focus], other: confusions[other]}, metric,
+                                          focus=focus, draws=draws, level=level, seed=seed)
+            diff = boot.loc[f"{focus} - {other}"]
+            row |= {"ours": diff["mean"], "low": diff["low"], "high": diff["high"], "share > 0": diff["share > 0"],
+                    "seeds": diff["seeds"], "verdict": verdict(diff["low"], diff["high"], paper_diff)}
+        else:
+            missing = [e for e in (focus, other) if e not in confusions]
+            row |= {"ours": np.nan, "low": np.nan, "high": np.nan, "share > 0": np.nan,
+                    "seeds": " vs ".join(str(len(found.get(e, []))) for e in (focus, other)),
+                    "verdict": "not run: " + ", ".join(missing)}
+        rows[label] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.attrs["level"] = level
+    return table

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from mrife.compute import Compute
 from mrife.config import RunConfig, config_hash, load_yaml
 from mrife.models import SegmentationModel, build_model
 
@@ -68,8 +69,8 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict:
     return torch.load(path, map_location=device, weights_only=True)
 
 
-def provenance(cfg: RunConfig, device, seconds: float) -> dict:
-    """Where and with what a run was produced.
+def provenance(cfg: RunConfig, compute: Compute, seconds: float) -> dict:
+    """Where and with what a run was produced (``precision`` as resolved: ``auto`` is decided).
 
     ``git_dirty`` is true when tracked files differed from ``git_commit`` (the run's code
     is then not exactly that commit's), ``None`` outside a git checkout.
@@ -79,7 +80,8 @@ def provenance(cfg: RunConfig, device, seconds: float) -> dict:
     packages = {p: package_version(p) for p in ("mrife", "torch", "torchvision", "timm", "numpy", "triton")}
     return {"git_commit": commit or "unknown", "git_dirty": None if changes is None else bool(changes),
             "packages": packages, "python": platform.python_version(),
-            "seed": cfg.seed, "device": str(device), "threads": torch.get_num_threads(),
+            "seed": cfg.seed, "device": str(compute.device), "precision": compute.precision,
+            "channels_last": compute.channels_last, "threads": torch.get_num_threads(),
             "machine": platform.machine(), "wall_time_s": round(seconds, 1)}
 
 

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from mrife import data
+from mrife.compute import Compute
 from mrife.config import RunConfig, save_yaml
 from mrife.metrics import ConfusionMatrix
 from mrife.models import SegmentationModel, build_model
@@ -24,7 +25,12 @@ from mrife.runs import (is_finished, load_checkpoint, provenance, run_dir_for, s
 
 # ---------------------------------------------------------------- data
 def build_splits(cfg: RunConfig, progress: bool = True) -> dict[str, list[data.Tile]]:
-    """Scenes of ``cfg.data.source`` cut into tiles and split 6:2:2 by scene."""
+    """Scenes of ``cfg.data.source`` cut into tiles and split 6:2:2 by scene.
+
+    Training tiles are cut every ``data.tile_stride`` pixels (overlap is augmentation);
+    validation and test tiles every tile size, the last ones padded past the scene's edge
+    (ignored pixels), so that no pixel is scored twice.
+    """
     d = cfg.data
     if d.source == "synthetic":
         scenes = data.synthetic.make_scenes(
@@ -35,8 +41,9 @@ def build_splits(cfg: RunConfig, progress: bool = True) -> dict[str, list[data.T
         scenes = data.sichuan().scenes(progress)
     else:
         scenes = data.FolderDataset(d.source).scenes(progress)
-    tiles = data.tile_scenes(scenes, d.tile_size, d.tile_stride)
-    return data.split_by_scene(tiles, d.split, seed=d.split_seed)
+    train = data.split_by_scene(data.tile_scenes(scenes, d.tile_size, d.tile_stride), d.split, d.split_seed)
+    scored = data.split_by_scene(data.tile_scenes(scenes, d.tile_size, pad_edges=True), d.split, d.split_seed)
+    return {"train": train["train"], "val": scored["val"], "test": scored["test"]}
 
 
 def build_loaders(cfg: RunConfig, splits: dict[str, list[data.Tile]]) -> dict[str, DataLoader]:
@@ -61,12 +68,6 @@ def build_loaders(cfg: RunConfig, splits: dict[str, list[data.Tile]]) -> dict[st
 
 
 # ---------------------------------------------------------------- optimizer and evaluation
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def build_optimizer(cfg: RunConfig, model: SegmentationModel, steps_per_epoch: int):
     """The paper's SGD and a poly learning-rate schedule precomputed over every step."""
     t = cfg.train
@@ -79,13 +80,19 @@ def build_optimizer(cfg: RunConfig, model: SegmentationModel, steps_per_epoch: i
 
 
 @torch.no_grad()
-def evaluate(model, loader: DataLoader, device=None, progress: bool = False) -> dict[str, float]:
-    """Metrics of ``model`` (eval mode) pooled over every pixel of ``loader``."""
-    device = device or next(model.parameters()).device
+def evaluate(model, loader: DataLoader, compute: Compute | None = None, progress: bool = False) -> dict[str, float]:
+    """Metrics of ``model`` (eval mode) pooled over every pixel of ``loader``.
+
+    ``compute`` gives the device and precision (default: fp32 on the model's device).
+    """
+    compute = compute or Compute(next(model.parameters()).device)
     model.eval()
     cm = ConfusionMatrix()
     for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
-        cm.update(model(batch["image"].to(device)), batch["mask"].to(device))
+        images, masks = compute.inputs(batch)
+        with compute.autocast():
+            logits = model(images)
+        cm.update(logits, masks)
     return cm.compute()
 
 
@@ -123,12 +130,13 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True) -> Pat
     # Data
     loaders = build_loaders(cfg, build_splits(cfg, progress))
 
-    # Model, optimizer and schedule; then what an interrupted run had done
-    device = resolve_device(cfg.train.device)
+    # Model, optimizer and schedule on the configured device; then what an interrupted run had done
+    compute = Compute.from_config(cfg.train)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg).to(device)
+    model = build_model(cfg).to(compute.device, memory_format=compute.memory_format)
     optimizer, schedule = build_optimizer(cfg, model, len(loaders["train"]))
-    state = resume(run, model, optimizer, schedule, device)
+    scaler = compute.grad_scaler()
+    state = resume(run, model, optimizer, schedule, scaler, compute.device)
     started -= state["seconds"]  # wall time counts every try
 
     # Loop: train an epoch, validate, keep the best weights and a resumable state
@@ -138,25 +146,25 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True) -> Pat
     for epoch in epochs:
         tic = time.perf_counter()
         seed_epoch(cfg.seed, epoch, loaders["train"], draws)
-        terms = train_epoch(model, loaders["train"], optimizer, schedule, draws, device, progress)
-        record = epoch_record(epoch, schedule, terms, evaluate(model, loaders["val"], device), tic)
-        save_epoch(run, state, record, model, optimizer, schedule, time.perf_counter() - started)
+        terms = train_epoch(model, loaders["train"], (optimizer, schedule, scaler), draws, compute, progress)
+        record = epoch_record(epoch, schedule, terms, evaluate(model, loaders["val"], compute), tic)
+        save_epoch(run, state, record, model, (optimizer, schedule, scaler), time.perf_counter() - started)
         epochs.set_postfix(loss=f"{terms['loss']:.3f}", val_lIoU=f"{record['val_lIoU']:.3f}")
 
     # Test the best-validation checkpoint
-    model.load_state_dict(load_checkpoint(run / "best.pt", device))
-    test = evaluate(model, loaders["test"], device) | model.test_metrics(loaders["test"])
-    write_json(run / "provenance.json", provenance(cfg, device, time.perf_counter() - started))
+    model.load_state_dict(load_checkpoint(run / "best.pt", compute.device))
+    test = evaluate(model, loaders["test"], compute) | model.test_metrics(loaders["test"])
+    write_json(run / "provenance.json", provenance(cfg, compute, time.perf_counter() - started))
     write_json(run / "test_metrics.json", test)
     (run / "last.pt").unlink(missing_ok=True)
     return run
 
 
-def resume(run: Path, model, optimizer, schedule, device) -> dict:
+def resume(run: Path, model, optimizer, schedule, scaler, device) -> dict:
     """The loop's state: ``{"epoch", "best", "history", "seconds"}``, from ``last.pt`` if there is one.
 
-    The model, optimizer and schedule are loaded in place. A fresh run starts at epoch
-    -1 (none done), best validation lIoU -1.
+    The model, optimizer, schedule and gradient scaler are loaded in place. A fresh run
+    starts at epoch -1 (none done), best validation lIoU -1.
     """
     if not (run / "last.pt").exists():
         return {"epoch": -1, "best": -1.0, "history": [], "seconds": 0.0}
@@ -164,6 +172,7 @@ def resume(run: Path, model, optimizer, schedule, device) -> dict:
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     schedule.load_state_dict(saved["schedule"])
+    scaler.load_state_dict(saved["scaler"])
     return {k: saved[k] for k in ("epoch", "best", "history", "seconds")}
 
 
@@ -177,13 +186,21 @@ def seed_epoch(seed: int, epoch: int, loader: DataLoader, draws: torch.Generator
     draws.manual_seed(epoch_seed)
 
 
-def train_epoch(model: SegmentationModel, loader, optimizer, schedule, draws, device, progress) -> dict[str, float]:
-    """One pass over ``loader``; returns the mean of each loss term the model reports."""
+def train_epoch(model: SegmentationModel, loader, optimization, draws, compute: Compute,
+                progress: bool) -> dict[str, float]:
+    """One pass over ``loader``; returns the mean of each term the model reports, over the
+    batches that report it (a diagnostic measured every few steps is averaged over those).
+
+    ``optimization`` is ``(optimizer, schedule, scaler)``.
+    """
+    optimizer, schedule, scaler = optimization
     model.train()
     sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
     for batch in tqdm(loader, desc="batches", leave=False, disable=not progress):
-        images, masks = batch["image"].to(device), batch["mask"].to(device)
-        losses = model.training_losses(images, masks, schedule.last_epoch, draws)
+        images, masks = compute.inputs(batch)
+        with compute.autocast():
+            losses = model.training_losses(images, masks, schedule.last_epoch, draws)
         if not torch.isfinite(losses["loss"]):
             values = {k: float(v.detach()) for k, v in losses.items()}
             raise FloatingPointError(
@@ -191,13 +208,15 @@ def train_epoch(model: SegmentationModel, loader, optimizer, schedule, draws, de
                 f"checkpoint is kept (lower train.lr or check the data)"
             )
         optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        optimizer.step()
+        scaler.scale(losses["loss"]).backward()
+        scaler.step(optimizer)
+        scaler.update()
         schedule.step()
         model.after_step()
         for k in losses:
             sums[k] = sums.get(k, 0.0) + float(losses[k].detach())
-    return {k: v / len(loader) for k, v in sums.items()}
+            counts[k] = counts.get(k, 0) + 1
+    return {k: v / counts[k] for k, v in sums.items()}
 
 
 def epoch_record(epoch: int, schedule, terms: dict, val: dict, tic: float) -> dict:
@@ -208,14 +227,18 @@ def epoch_record(epoch: int, schedule, terms: dict, val: dict, tic: float) -> di
             "seconds": round(time.perf_counter() - tic, 2)}
 
 
-def save_epoch(run: Path, state: dict, record: dict, model, optimizer, schedule, seconds: float) -> None:
+def save_epoch(run: Path, state: dict, record: dict, model, optimization, seconds: float) -> None:
     """Add ``record`` to the history; write ``best.pt`` on a new best validation lIoU, then
-    ``last.pt`` and ``history.json`` (``state`` is updated in place)."""
+    ``last.pt`` and ``history.json`` (``state`` is updated in place).
+
+    ``optimization`` is ``(optimizer, schedule, scaler)``."""
+    optimizer, schedule, scaler = optimization
     state["history"].append(record)
     state.update(epoch=record["epoch"], seconds=seconds)
     if record["val_lIoU"] > state["best"]:
         state["best"] = record["val_lIoU"]
         save_checkpoint(run / "best.pt", model.state_dict())
     save_checkpoint(run / "last.pt", {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                      "schedule": schedule.state_dict(), **state})
+                                      "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
+                                      **state})
     write_json(run / "history.json", state["history"])

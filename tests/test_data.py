@@ -24,7 +24,10 @@ from mrife.data import (
     tile_scenes,
 )
 from mrife.data.sichuan import MIRROR_ENV, registry
+from mrife.config import load_profile
 from mrife.data.transforms import MEAN, STD, equalize, joint_flip_rot, pad_and_resize
+from mrife.labels import IGNORE
+from mrife.train import build_splits
 
 # the real set lives beside the project (../shared/data), or where MRIFE_DATA_MIRROR says
 MIRROR = Path(os.environ.get(MIRROR_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -254,12 +257,38 @@ def test_tiles_cover_the_scene_with_edge_aligned_last_tiles():
     assert np.array_equal(rebuilt, s.image), "the tiles should cover every pixel of the scene"
 
 
-def test_small_scene_becomes_one_zero_padded_tile():
+def test_small_scene_becomes_one_padded_tile():
     s = scene("small", 20, 30, True)
     (tile,) = tile_scenes([s], size=32)
     assert np.array_equal(tile.image[:20, :30], s.image), "the scene should sit at the top-left of its tile"
-    assert not tile.image[20:].any() and not tile.mask[:, 30:].any(), "the padding should be zero"
+    assert not tile.image[20:].any(), "the padded image should be zero"
+    assert (tile.mask[20:] == IGNORE).all() and (tile.mask[:, 30:] == IGNORE).all(), "padding should be IGNORE"
+    assert np.array_equal(tile.mask[:20, :30], s.mask), "the label should be the scene's"
     assert tile.has_slide, "a tile with landslide pixels has has_slide True"
+
+
+def test_padded_edges_tile_every_pixel_once():
+    s = scene("wide", 40, 70, True)
+    tiles = tile_scenes([s], size=32, pad_edges=True)
+    assert [(t.y, t.x) for t in tiles] == [(0, 0), (0, 32), (0, 64), (32, 0), (32, 32), (32, 64)]
+    covered = sum(int((t.mask != IGNORE).sum()) for t in tiles)
+    assert covered == 40 * 70, f"every scene pixel should be in exactly one tile, {covered} counted"
+    shifted = tile_scenes([s], size=32)
+    assert [(t.y, t.x) for t in shifted][-1] == (8, 38), "without pad_edges the last tile ends at the edge"
+
+
+def test_validation_and_test_tiles_do_not_overlap():
+    cfg = load_profile("smoke", ["data.tile_stride=32"])  # training tiles overlap by half
+    splits = build_splits(cfg, progress=False)
+    for part in ("val", "test"):
+        seen = set()
+        for t in splits[part]:
+            pixels = {(t.scene, t.y + i, t.x + j) for i in range(0, 64, 8) for j in range(0, 64, 8)}
+            assert not pixels & seen, f"{part} tiles overlap at {t}"
+            seen |= pixels
+    starts = {(t.y, t.x) for t in splits["train"]}
+    assert (0, 32) in starts, "training tiles keep the configured stride"
+    assert {t.scene for t in splits["train"]}.isdisjoint({t.scene for t in splits["test"]})
 
 
 def twenty_scenes_tiles():
@@ -317,8 +346,9 @@ def test_pad_and_resize_keeps_the_aspect():
     out_image, out_mask = pad_and_resize(image, mask, 64)
     assert out_image.shape == (64, 64, 3) and out_mask.shape == (64, 64), "expected 64x64 outputs"
     assert out_image[:30].min() > 0.99 and out_image[34:].max() < 0.01, "the padding should be the bottom half"
-    assert set(np.unique(out_mask)) == {0, 1}, "the mask should stay {0, 1} (nearest)"
-    rows, cols = np.nonzero(out_mask)
+    assert set(np.unique(out_mask)) == {0, 1, IGNORE}, "the mask should stay {0, 1}, the padding IGNORE"
+    assert (out_mask[34:] == IGNORE).all(), "the padded bottom half should be IGNORE"
+    rows, cols = np.nonzero(out_mask == 1)
     height, width = np.ptp(rows) + 1, np.ptp(cols) + 1
     assert height == width == 16, f"the 20x20 square should become 16x16, got {height}x{width}"
 

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lowest first. A module may import from its own unit (the package or module it belongs
 # to) and from units of lower layers, nothing else.
 LAYERS = [
-    {"config", "paper", "data", "masking", "metrics", "kernels"},
+    {"labels"},
+    {"config", "paper", "compute", "data", "masking", "metrics", "kernels"},
     {"losses"},
     {"models"},
     {"runs"},

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mrife.kernels import gather_rows, supervised_contrastive
+from mrife.labels import IGNORE
 from mrife.losses import LossWeights, joint_loss, reconstruction_loss, sfce_loss
 
 
@@ -108,3 +109,47 @@ def test_joint_loss_terms_and_weights():
     assert out["reconst"].item() > 0
     seg_only = joint_loss(logits, target)
     assert seg_only["loss"].item() == pytest.approx(seg_only["ce"].item())
+
+
+def test_a_direction_without_student_blocks_is_zero_in_value_and_gradient():
+    g = torch.Generator().manual_seed(4)
+    s = torch.randn(2, 6, 4, 4, generator=g, requires_grad=True)
+    t = torch.randn(2, 6, 4, 4, generator=g)
+    # Image 1 has masked blocks, image 0 none (a landslide-free tile): the direction
+    # 0 -> 1 would hold teacher rows of image 1 alone.
+    idx_pos, idx_neg = torch.tensor([16 + 1, 16 + 2, 16 + 3]), torch.tensor([16 + 9, 16 + 10, 16 + 11])
+    got = sfce_loss(s, t, idx_pos, idx_neg)
+    rows = lambda f, i: gather_rows(f, torch.tensor(i))
+    only_1_to_0 = supervised_contrastive(rows(s, [17, 18, 19]), rows(s, [25, 26, 27]))
+    assert got.item() == pytest.approx(only_1_to_0.item(), rel=1e-6), "the 0 -> 1 direction must add nothing"
+    got.backward()
+    assert s.grad[0].abs().sum() == 0, "image 0 has no masked block: no gradient may reach it"
+    none = sfce_loss(s, t, idx_pos[:0], idx_neg[:0])
+    assert none.item() == 0.0, f"a batch without masked blocks has SFCE 0, got {none.item()}"
+
+
+def test_sfce_mean_reduction_divides_each_direction_by_its_anchors():
+    g = torch.Generator().manual_seed(2)
+    s, t = torch.randn(2, 6, 4, 4, generator=g), torch.randn(2, 6, 4, 4, generator=g)
+    idx_pos = torch.tensor([1, 2, 3, 16 + 5, 16 + 6])  # 3 edge points in image 0, 2 in image 1
+    idx_neg = torch.tensor([10, 11, 12, 16 + 13, 16 + 14])
+    rows = lambda f, i: gather_rows(f, torch.tensor(i))
+    l1 = supervised_contrastive(torch.cat([rows(s, [1, 2, 3]), rows(t, [21, 22])]),
+                                torch.cat([rows(s, [10, 11, 12]), rows(t, [29, 30])]))
+    l2 = supervised_contrastive(torch.cat([rows(s, [21, 22]), rows(t, [1, 2, 3])]),
+                                torch.cat([rows(s, [29, 30]), rows(t, [10, 11, 12])]))
+    got = sfce_loss(s, t, idx_pos, idx_neg, reduction="mean")
+    assert got.item() == pytest.approx((l1 / 5 + l2 / 5).item(), rel=1e-5), "each direction has 5 anchors"
+    with pytest.raises(ValueError, match="loss.sfce_reduction"):
+        sfce_loss(s, t, idx_pos, idx_neg, reduction="median")
+
+
+def test_padding_counts_in_no_loss():
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(1, 2, 8, 8, generator=g)
+    target = torch.randint(0, 2, (1, 8, 8), generator=g)
+    padded = target.clone()
+    padded[:, 6:] = IGNORE  # the last two rows are padding
+    crop = joint_loss(logits[..., :6, :], target[:, :6])["ce"]
+    assert joint_loss(logits, padded)["ce"].item() == pytest.approx(crop.item(), rel=1e-6), (
+        "a padded tile must have the cross-entropy of its unpadded crop")

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from mrife.masking import BACKGROUND, EDGE, INTERIOR, BlockMasker, classify_blocks
+from mrife.labels import IGNORE
+from mrife.masking import BACKGROUND, EDGE, INTERIOR, PADDING, BlockMasker, classify_blocks
 
 
 def block_with(n: int, block: int = 8) -> torch.Tensor:
@@ -105,3 +106,18 @@ def test_masker_is_seeded():
 def test_masker_rejects_bad_strategy():
     with pytest.raises(ValueError, match="edge\\+back"):
         BlockMasker(strategy="edges")
+
+
+def test_blocks_with_padding_are_their_own_class_and_never_masked():
+    mask = torch.zeros(1, 16, 32, dtype=torch.long)
+    mask[0, :, 4:12] = 1  # an edge and interior band
+    mask[0, :, 24:] = IGNORE  # the last 8 columns are padding
+    mask[0, 8:, 20:24] = IGNORE  # one more padded corner inside a block
+    classes = classify_blocks(mask, 8)
+    assert (classes[0, :, 3] == PADDING).all() and classes[0, 1, 2] == PADDING, f"padding blocks: {classes}"
+    assert classes[0, 0, 2] == BACKGROUND, "a block without padding keeps its class"
+    images = torch.randn(1, 3, 16, 32)
+    for seed in range(5):
+        out = BlockMasker(8, "all", 1.0, seed=seed)(images, mask)
+        picked = torch.cat([out.idx_pos, out.idx_neg])
+        assert not (classes.flatten()[picked] == PADDING).any(), "a padding block was masked"

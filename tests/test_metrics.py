@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from mrife.metrics import METRIC_NAMES, ConfusionMatrix, scene_bootstrap
+from mrife.metrics import METRIC_NAMES, ConfusionMatrix, hierarchical_bootstrap, scene_bootstrap
 
 
 def from_counts(tp, fp, fn, tn) -> ConfusionMatrix:
@@ -56,6 +56,25 @@ def test_absent_class_gives_no_nan():
     assert m["PA"] == 1.0 and m["mIoU"] == 1.0
 
 
+def test_a_model_that_predicts_nothing_has_precision_zero():
+    target = torch.tensor([[[1, 0], [0, 0]]])
+    cm = ConfusionMatrix()
+    cm.update(torch.zeros_like(target), target)
+    m = cm.compute()
+    assert m["precision"] == 0.0, f"no positive prediction must give precision 0, not 0/0 = 1: {m}"
+    assert cm.predicts_nothing and m["recall"] == 0.0 and m["lIoU"] == 0.0
+
+
+def test_ignored_pixels_are_not_counted():
+    # A padded tile scores exactly as its unpadded crop: the padding (255) counts nowhere.
+    target = torch.tensor([[1, 0, 255], [1, 1, 255], [255, 255, 255]])
+    pred = torch.tensor([[1, 1, 1], [0, 1, 0], [1, 0, 0]])
+    padded, crop = ConfusionMatrix(), ConfusionMatrix()
+    padded.update(pred[None], target[None])
+    crop.update(pred[None, :2, :2], target[None, :2, :2])
+    assert padded.counts == crop.counts == (2, 1, 1, 0), f"expected (2, 1, 1, 0), got {padded.counts}"
+
+
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="differ in shape"):
         ConfusionMatrix().update(torch.zeros(1, 4, 4), torch.zeros(1, 4, 5))
@@ -103,3 +122,81 @@ def test_bootstrap_bad_input():
         scene_bootstrap({"weak": per_scene(WEAK)}, focus="nope")
     with pytest.raises(ValueError, match="level"):
         scene_bootstrap({"weak": per_scene(WEAK)}, level=90)
+
+
+# ---------------------------------------------------------------- seeds x scenes bootstrap
+def seeds(*per_seed: dict[str, tuple]) -> dict[int, dict[str, ConfusionMatrix]]:
+    """Seed k -> scene -> ConfusionMatrix, from one scene -> counts dict per seed."""
+    return {k: per_scene(counts) for k, counts in enumerate(per_seed)}
+
+
+def width(table, row) -> float:
+    return table.loc[row, "high"] - table.loc[row, "low"]
+
+
+def test_hierarchical_constant_counts_give_a_zero_width_interval():
+    same = {s: (20, 10, 10, 960) for s in "abcd"}
+    table = hierarchical_bootstrap({"a": seeds(same, same, same), "b": seeds(same, same)}, "F1", focus="a")
+    expected = 40 / 60
+    for row in ("a", "b"):
+        assert table.loc[row, ["value", "mean", "low", "high"]].tolist() == pytest.approx([expected] * 4, abs=0), \
+            f"every seed and scene alike: value, mean and both ends must be F1 = {expected}, got {table.loc[row]}"
+        assert table.loc[row, "sd"] == 0, "seeds that agree must have sd 0"
+    assert table.loc["a - b", ["value", "low", "high"]].tolist() == [0, 0, 0], \
+        "two models with the same counts everywhere must differ by exactly 0 on every draw"
+    assert table.loc["a", "seeds"] == 3 and table.loc["b", "seeds"] == 2, "seeds column must count each model's seeds"
+
+
+def test_hierarchical_value_mean_and_sd_follow_their_definitions():
+    s0, s1 = {"a": (10, 10, 0, 80), "b": (30, 10, 10, 50)}, {"a": (0, 10, 10, 80), "b": (10, 0, 30, 60)}
+    table = hierarchical_bootstrap({"m": seeds(s0, s1)}, "lIoU")
+    per_seed = [40 / (40 + 20 + 10), 10 / (10 + 10 + 40)]  # each seed's lIoU pooled over both scenes
+    assert table.loc["m", "value"] == pytest.approx(50 / (50 + 30 + 50)), \
+        "value must be lIoU of every seed and scene pooled"
+    assert table.loc["m", "mean"] == pytest.approx(sum(per_seed) / 2), "mean must average each seed's pooled lIoU"
+    assert table.loc["m", "sd"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / math.sqrt(2)), \
+        "sd must be the ddof-1 standard deviation over seeds"
+    one = hierarchical_bootstrap({"m": seeds(s0)}, "lIoU")
+    assert math.isnan(one.loc["m", "sd"]), "one seed has no standard deviation: expected NaN"
+
+
+def test_hierarchical_seed_noise_widens_the_interval_beyond_scene_bootstrap():
+    # Scenes nearly alike within a seed, seeds far apart: one seed's scene bootstrap sees
+    # almost no spread, the seed-and-scene bootstrap must see the training noise.
+    scenes = "abcdef"
+    per_seed = [{s: (tp + i, 40 - tp, 40 - tp - i, 900) for i, s in enumerate(scenes)} for tp in (5, 15, 25, 35, 38)]
+    hier = hierarchical_bootstrap({"m": seeds(*per_seed)}, "lIoU")
+    scene_only = scene_bootstrap({"m": per_scene(per_seed[0])}, "lIoU")
+    assert width(hier, "m") > 3 * width(scene_only, "m"), \
+        f"seed noise must widen the interval: {width(hier, 'm'):.4f} vs scenes only {width(scene_only, 'm'):.4f}"
+
+
+def test_hierarchical_difference_is_paired_over_scenes():
+    # Two copies of a model whose scenes differ a lot (and seeds not at all): the shared
+    # scene draw makes the difference exactly 0 on every draw, though each model alone
+    # has a wide interval.
+    copy = seeds(WEAK, WEAK, WEAK)
+    table = hierarchical_bootstrap({"x": copy, "y": seeds(WEAK, WEAK, WEAK)}, "lIoU", focus="x")
+    assert width(table, "x") > 0.05, "four unequal scenes must give each model a wide interval"
+    assert table.loc["x - y", ["value", "mean", "low", "high", "share > 0"]].tolist() == [0, 0, 0, 0, 0], \
+        "identical models must differ by exactly 0: the scene draw is shared between models"
+    better = hierarchical_bootstrap({"weak": seeds(WEAK, WEAK), "strong": seeds(STRONG, STRONG, STRONG)}, "F1",
+                                    focus="strong")
+    assert better.loc["strong - weak", "share > 0"] == 1.0 and better.loc["strong - weak", "low"] > 0, \
+        "better on every scene of every seed must be better on every draw"
+
+
+def test_hierarchical_is_seeded_and_checks_its_input():
+    data = {"weak": seeds(WEAK, STRONG), "strong": seeds(STRONG)}
+    a = hierarchical_bootstrap(data, focus="strong", seed=3, draws=200)
+    assert a.equals(hierarchical_bootstrap(data, focus="strong", seed=3, draws=200)), "same seed, same draws expected"
+    with pytest.raises(ValueError, match="same test scenes"):
+        hierarchical_bootstrap({"weak": seeds(WEAK, {"a": WEAK["a"]})})
+    with pytest.raises(ValueError, match="no seed"):
+        hierarchical_bootstrap({"weak": {}})
+    with pytest.raises(KeyError, match="unknown metric"):
+        hierarchical_bootstrap(data, "IoU")
+    with pytest.raises(KeyError, match="focus"):
+        hierarchical_bootstrap(data, focus="nope")
+    with pytest.raises(ValueError, match="level"):
+        hierarchical_bootstrap(data, level=90)

@@ -231,8 +231,39 @@ def test_weights_path_accepts_a_full_classifier_checkpoint(tmp_path):
     path = tmp_path / "resnet18-full.pth"
     torch.save({"state_dict": state}, path)
     model = DeepLabV3Plus("resnet18", weights_path=path)
-    weight = model.backbone.layer1[0].conv1.weight
+    weight = model.net.encoder.model.layer1[0].conv1.weight  # the timm ResNet inside smp's encoder
     assert torch.equal(weight, state["layer1.0.conv1.weight"]), "expected layer1 weights from the file"
+    assert model.pretrained_loaded, "expected pretrained_loaded=True after loading weights_path"
+
+
+@pytest.mark.parametrize("stride, rates", [(8, (12, 24, 36)), (16, (6, 12, 18))])
+def test_deeplabv3plus_is_smp_at_the_runs_output_stride(stride, rates):
+    import segmentation_models_pytorch as smp
+
+    model = make("deeplabv3plus", stride)
+    nets = [m for m in model.modules() if isinstance(m, smp.DeepLabV3Plus)]
+    assert len(nets) == 1, f"expected one smp DeepLabV3Plus inside, got {len(nets)}"
+    features = nets[0].encoder.model  # the timm ResNet in smp's encoder: dilated to the run's stride
+    assert max(features.feature_info.reduction()) == stride, f"expected a timm backbone at stride {stride}"
+    reference, _ = encoder_module.create_backbone("resnet18", stride, (0, 1, 2, 3, 4))
+    assert features.state_dict().keys() == reference.state_dict().keys(), "expected the project's timm ResNet"
+    dilations = tuple(branch[0][0].dilation[0] for branch in nets[0].decoder.aspp[0].convs[1:4])
+    assert dilations == rates, f"expected DeepLab's ASPP rates {rates} at stride {stride}, got {dilations}"
+    with torch.no_grad():
+        y = model.eval()(images(2, 64, 96))
+    assert y.shape == (2, 2, 64, 96), f"expected logits [2, 2, 64, 96] at stride {stride}, got {tuple(y.shape)}"
+    model.train()
+    x = images(2, 64, 64)
+    masks = torch.randint(0, 2, (2, 64, 64), generator=torch.Generator().manual_seed(2))
+    optimizer = torch.optim.SGD(model.trainable_parameters(), lr=0.01)
+    before = [p.detach().clone() for p in model.trainable_parameters()]
+    losses = model.training_losses(x, masks, 0, torch.Generator())
+    assert torch.isfinite(losses["loss"]), f"expected a finite loss, got {losses['loss']}"
+    losses["loss"].backward()
+    optimizer.step()
+    after = list(model.trainable_parameters())
+    assert all(torch.isfinite(p).all() for p in after), "expected no NaN parameter after one SGD step"
+    assert any(not torch.equal(a, b) for a, b in zip(after, before)), "expected the step to change parameters"
 
 
 def test_bad_weights_file_is_named_in_the_error(tmp_path):
@@ -312,10 +343,18 @@ def test_build_model_from_the_project_model_config(name):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_channels_set_the_width_of_every_aspp(name):
+    from segmentation_models_pytorch.decoders.deeplabv3.decoder import ASPP as SmpASPP
+
     from mrife.models.encoder import ASPP
 
     model = build_model(ModelConfig(name=name, backbone="resnet18", pretrained=False, channels=32)).eval()
-    widths = {m.project[0][0].out_channels for m in model.modules() if isinstance(m, ASPP)}
+    if name == "deeplabv3plus":  # smp's ASPP: every branch and the 1x1 projection (Conv2d first)
+        aspps = [m for m in model.modules() if isinstance(m, SmpASPP)]
+        assert aspps and not any(isinstance(m, ASPP) for m in model.modules()), "expected smp's ASPP alone"
+        widths = {m.project[0].out_channels for m in aspps}
+        widths |= {branch[-2].num_features for m in aspps for branch in m.convs}  # each branch's BatchNorm
+    else:
+        widths = {m.project[0][0].out_channels for m in model.modules() if isinstance(m, ASPP)}
     assert widths == {32}, f"{name}: expected every ASPP to output 32 channels, got {widths}"
     with torch.no_grad():
         assert model(images(1, 64, 64)).shape == (1, 2, 64, 64)
@@ -325,3 +364,23 @@ def test_channels_set_the_width_of_every_aspp(name):
 def test_too_few_channels_are_named_in_the_error(name):
     with pytest.raises(ValueError, match="model.channels"):
         build_model(name, backbone="resnet18", channels=4)
+
+
+def test_16_pixel_blocks_at_output_stride_8_pool_2x2_feature_points():
+    # Table V with the block size alone changed: the encoders stay at output stride 8 and
+    # each masked 16 x 16 block is the mean of its 2 x 2 feature points in MFM and SFCE.
+    cfg = load_profile("smoke", ["mask.block=16", "data.input_size=64"])
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    assert (model.output_stride, model.masker.block) == (8, 16), "expected OS 8 and 16-px blocks"
+    x = images(2, 64, 64)
+    masks = torch.zeros(2, 64, 64, dtype=torch.long)
+    masks[:, 8:40, 8:40] = 1
+    terms = model.training_losses(x, masks, 1, torch.Generator().manual_seed(0))
+    assert terms["reconst"] > 0 and torch.isfinite(terms["loss"]), f"expected active, finite terms: {terms}"
+    masked = model.masker(x, masks, torch.Generator().manual_seed(0))
+    assert int(masked.idx_pos.max()) < 2 * 4 * 4, "indices address the 4 x 4 grid of 16-px blocks"
+    with pytest.raises(ValueError, match="multiple of the output stride"):
+        build_model(load_profile("smoke", ["mask.block=12"]))
+    with pytest.raises(ValueError, match="mask.block=16 is not used by model 'icssn'"):
+        build_model(load_profile("smoke", ["model.name=icssn", "mask.block=16"]))

@@ -1,11 +1,16 @@
 """The reproduce runner and the paper-vs-ours tables the chapters read."""
 
+import json
+import math
+
 import pandas as pd
 import pytest
 
+from mrife.cli import main
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
-from mrife.reproduce import (EXPERIMENTS, compare, experiment_config, leaders,
-                             read_differences, reproduce, result, scene_confusions)
+from mrife.reproduce import (EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, compare, experiment_config,
+                             leaders, read_differences, reproduce, result, results, scene_confusions,
+                             seed_scene_confusions, seeds_for, verdict, verdicts)
 from mrife.train import build_splits
 
 TINY = ["data.synthetic_scenes=4", "data.synthetic_size=64", "data.tile_size=64", "data.input_size=32",
@@ -23,9 +28,16 @@ def test_every_experiment_is_known_and_distinct():
 def test_missing_run_says_how_to_produce_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="mrife reproduce --profile smoke"):
         result("smoke", "segbranch", root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="mrife reproduce --profile smoke"):
+        results("smoke", "segbranch", root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="--seeds 7"):
+        result("smoke", "segbranch", root=tmp_path, seed=7)
     table = compare("smoke", {"Baseline": "segbranch"}, PAPER, root=tmp_path)
     assert table.loc["Baseline", ("lIoU", "ours")] == "not run", "a missing run must show no number"
+    assert table.loc["Baseline", ("lIoU", "n")] == 0, "a missing run has 0 seeds"
     assert table.loc["Baseline", ("lIoU", "paper")] == 0.3381
+    assert list(table.columns.get_level_values("source")[:4]) == ["paper", "ours", "sd", "n"], \
+        "columns per metric: paper, ours, sd, n"
 
 
 def test_reproduce_writes_runs_the_tables_read(tmp_path, monkeypatch):
@@ -36,9 +48,11 @@ def test_reproduce_writes_runs_the_tables_read(tmp_path, monkeypatch):
     runs = reproduce("smoke", tmp_path, ["segbranch"], progress=False)
     assert (tmp_path / "smoke" / "index.json").exists(), "the index of finished runs is missing"
     res = result("smoke", "segbranch", root=tmp_path)
-    assert res.run == runs["segbranch"] and len(res.history) == 1
+    assert res.run == runs["segbranch"][0] and len(res.history) == 1, "smoke's one seed is 0, trained 1 epoch"
     table = compare("smoke", {"Baseline": "segbranch", "Other": None}, PAPER, root=tmp_path)
     assert table.loc["Baseline", ("F1", "ours")] == res.test["F1"], "ours must be the run's test metric"
+    assert table.loc["Baseline", ("F1", "n")] == 1 and table.loc["Baseline", ("F1", "sd")] == "", \
+        "one seed: n 1 and no sd expected"
     assert table.loc["Other", ("F1", "ours")] == "not run"
     # Per-scene counts of the best checkpoint pool back to the run's own test metrics.
     per_scene = scene_confusions({"seg": res})
@@ -69,3 +83,98 @@ def test_read_differences_says_when_the_interval_holds_zero():
     assert len(lines) == 2, "model rows are not differences"
     assert "holds 0" in lines[0] and "+0.0500" in lines[0] and "90% of the draws" in lines[0]
     assert "larger than the spread" in lines[1]
+
+
+def test_default_seeds_per_profile_and_experiment():
+    assert seeds_for("smoke", "mrife") == (0,), "smoke trains one seed"
+    assert seeds_for("cpu", "mrife-concat") == SEEDS["cpu"] == (0, 1, 2), "cpu trains 3 seeds"
+    for experiment in TABLE_EXPERIMENTS:
+        assert seeds_for("paper", experiment) == TABLE_SEEDS["paper"] == (0, 1, 2, 3, 4), \
+            f"{experiment} is in Table III or IV: 5 seeds expected"
+    assert set(TABLE_EXPERIMENTS) == {"deeplabv3plus", "mrife", "icssn", "segbranch", "mrife-mfm"}
+    assert experiment_config("cpu", "mrife", seed=3).seed == 3, "the seed is applied as seed=N"
+    assert repr(experiment_config("cpu", "mrife", seed=0)) == repr(experiment_config("cpu", "mrife")), \
+        "seed 0 is the default: runs trained before seeds were kept keep their directory"
+
+
+def test_cli_help_states_the_default_seeds(capsys):
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for needle in ("0 at smoke", "0 1 2 at cpu and paper", "0 1 2 3 4 for the experiments of Tables III and IV"):
+        assert needle in text, f"--seeds help must say {needle!r}"
+
+
+def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
+    from mrife import config
+
+    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
+    # An alias of segbranch: the same config, so the same run directories (nothing to train).
+    monkeypatch.setitem(EXPERIMENTS, "segbranch-alias", list(EXPERIMENTS["segbranch"]))
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "smoke" / "index.json").write_text(json.dumps({"segbranch": "an-index-from-before-seeds"}))
+    runs = reproduce("smoke", tmp_path, ["segbranch"], progress=False, seeds=[0, 1])
+    assert sorted(runs["segbranch"]) == [0, 1], "one run per seed expected"
+    assert runs["segbranch"][0] != runs["segbranch"][1], "each seed must have its own run directory"
+    assert all((run / "test_metrics.json").exists() for run in runs["segbranch"].values()), "both runs finished"
+    index = json.loads((tmp_path / "smoke" / "index.json").read_text())
+    assert index == {"segbranch": {"0": runs["segbranch"][0].name, "1": runs["segbranch"][1].name}}, \
+        f"index.json must map experiment -> seed -> run directory, got {index}"
+
+    found = results("smoke", "segbranch", root=tmp_path)  # seed 1 is not smoke's default: found via the index
+    assert [res.seed for res in found] == [0, 1], "results must find both seeds"
+    assert result("smoke", "segbranch", root=tmp_path, seed=1).run == runs["segbranch"][1]
+    table = compare("smoke", {"Baseline": "segbranch"}, PAPER, root=tmp_path)
+    f1 = [res.test["F1"] for res in found]
+    assert table.loc["Baseline", ("F1", "ours")] == pytest.approx(sum(f1) / 2), "ours must be the mean over seeds"
+    assert table.loc["Baseline", ("F1", "n")] == 2, "n must count the two seeds"
+    assert table.loc["Baseline", ("F1", "sd")] == pytest.approx(abs(f1[0] - f1[1]) / math.sqrt(2)), \
+        "sd must be over seeds, ddof 1"
+
+    per_seed = seed_scene_confusions({"seg": found})
+    assert sorted(per_seed["seg"]) == [0, 1], "seed_scene_confusions must key each label by seed"
+    for res in found:  # each seed's scenes pool back to that run's own test metrics
+        counts = [cm.counts for cm in per_seed["seg"][res.seed].values()]
+        pooled = metrics_from_counts(*(sum(c) for c in zip(*counts)))
+        assert float(pooled["F1"]) == pytest.approx(res.test["F1"]), f"seed {res.seed}: scenes must pool to its F1"
+
+    alias = reproduce("smoke", tmp_path, ["segbranch-alias"], progress=False, seeds=[0, 1])
+    assert alias["segbranch-alias"] == runs["segbranch"], "the alias's runs are segbranch's, found finished"
+    claims = [("alias", "segbranch", "segbranch-alias", "lIoU", 0.05),
+              ("missing", "mrife", "segbranch", "F1", 0.05)]
+    table = verdicts("smoke", claims, root=tmp_path, draws=200)
+    row = table.loc["alias"]
+    assert row["ours"] == 0 and row["low"] <= 0 <= row["high"], "the same runs twice must differ by 0 on average"
+    assert row["verdict"] == "inconclusive" and row["seeds"] == "2 vs 2", f"expected inconclusive over 2 vs 2: {row}"
+    assert table.loc["missing", "verdict"] == "not run: mrife", "a claim on an experiment not run has no verdict"
+    with pytest.raises(KeyError, match="unknown experiment"):
+        verdicts("smoke", [("typo", "mrfie", "segbranch", "lIoU", 0.1)], root=tmp_path)
+    with pytest.raises(ValueError, match="use --seeds|seeds"):
+        reproduce("smoke", tmp_path, ["segbranch"], overrides=["seed=3"], progress=False)
+
+
+def test_verdict_reads_the_interval_against_the_paper():
+    assert verdict(0.01, 0.05, +0.03) == "reproduced", "interval above 0, paper positive: reproduced"
+    assert verdict(-0.05, -0.01, -0.03) == "reproduced", "interval below 0, paper negative: reproduced"
+    assert verdict(-0.05, -0.01, +0.03) == "reversed", "interval below 0, paper positive: reversed"
+    assert verdict(0.01, 0.05, -1) == "reversed", "interval above 0, paper negative: reversed"
+    assert verdict(-0.01, 0.05, +0.03) == "inconclusive", "interval holding 0: inconclusive"
+    assert verdict(0.0, 0.05, +0.03) == "inconclusive", "an end at exactly 0 holds 0: inconclusive"
+    with pytest.raises(ValueError, match="no sign"):
+        verdict(0.01, 0.05, 0)
+    with pytest.raises(ValueError, match="not an interval"):
+        verdict(0.05, 0.01, 1)
+
+
+def test_leaders_ignore_a_row_that_predicts_nothing():
+    paper = {"Baseline": {"lIoU": 0.3, "recall": 0.6, "PA": 0.9}, "Other": {"lIoU": 0.4, "recall": 0.5, "PA": 0.8},
+             "Empty": {"lIoU": 0.0, "recall": 0.0, "PA": 0.95}}
+    table = compare("smoke", {"Baseline": None, "Other": None, "Empty": None}, paper)
+    table[("lIoU", "ours")] = [0.2, 0.3, 0.0]
+    table[("recall", "ours")] = [0.5, 0.4, 0.0]
+    table[("PA", "ours")] = [0.90, 0.80, 0.97]  # predicting nothing on a mostly-background test set
+    table[("PA", "sd")] = [0.0, 0.0, 5.0]  # sd and n are not ranked
+    best = leaders(table)
+    assert best.loc["PA", "ours"] == "Baseline", "a row with recall 0 must not lead PA in ours"
+    assert best.loc["PA", "paper"] == "Baseline", "nor in the paper's column"
+    assert best.loc["lIoU"].tolist() == ["Other", "Other", True], "the other rows are ranked as before"

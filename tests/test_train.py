@@ -7,6 +7,7 @@ import torch
 
 import mrife.train as train_module
 from mrife.cli import main
+from mrife.compute import Compute
 from mrife.config import load_profile
 import mrife.runs as runs_module
 from mrife.models import build_model
@@ -92,13 +93,13 @@ def test_run_directory_contents_and_resume(tmp_path, monkeypatch):
 def test_provenance_says_whether_the_code_had_uncommitted_changes(monkeypatch, status, dirty):
     answers = {"rev-parse": "0691917f", "status": status}
     monkeypatch.setattr(runs_module, "_git", lambda *args: answers[args[0]])
-    prov = runs_module.provenance(load_profile("smoke"), "cpu", 1.0)
+    prov = runs_module.provenance(load_profile("smoke"), Compute(torch.device("cpu")), 1.0)
     assert prov["git_commit"] == "0691917f" and prov["git_dirty"] is dirty
 
 
 def test_provenance_outside_a_checkout(monkeypatch):
     monkeypatch.setattr(runs_module, "_git", lambda *args: "")
-    prov = runs_module.provenance(load_profile("smoke"), "cpu", 1.0)
+    prov = runs_module.provenance(load_profile("smoke"), Compute(torch.device("cpu")), 1.0)
     assert prov["git_commit"] == "unknown" and prov["git_dirty"] is None
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mrife.data.folder import DataError, Scene
+from mrife.labels import IGNORE, LANDSLIDE
 
 SPLITS = ("train", "val", "test")
 TABLE_COLUMNS = {"train": "Training", "val": "Validation", "test": "Test"}
@@ -25,8 +26,9 @@ class Tile:
     """A square window of a scene.
 
     scene: the scene's name; y, x: the window's top-left corner in the scene (pixels);
-    image: float32 [S, S, 3] in [0, 1]; mask: uint8 [S, S] in {0, 1}. Where the window
-    runs past a small scene's edge, image and mask are zero.
+    image: float32 [S, S, 3] in [0, 1]; mask: uint8 [S, S] in {0, 1, 255}. Where the
+    window runs past the scene's edge, the image is zero and the mask ``IGNORE`` (255):
+    padding is neither trained on nor counted.
     """
 
     scene: str
@@ -38,29 +40,36 @@ class Tile:
     @property
     def has_slide(self) -> bool:
         """Whether the tile holds any landslide pixel (Table I's "Slide")."""
-        return bool(self.mask.any())
+        return bool((self.mask == LANDSLIDE).any())
 
     def __repr__(self) -> str:
         size = self.mask.shape[0]
         return f"Tile({self.scene!r}, y={self.y}, x={self.x}, {size}x{size}, slide={self.has_slide})"
 
 
-def _starts(length: int, size: int, stride: int) -> list[int]:
-    """Window starts along one axis; the last window is aligned to the far edge."""
+def _starts(length: int, size: int, stride: int, pad_edges: bool) -> list[int]:
+    """Window starts along one axis: every `stride` pixels, the last window aligned to the
+    far edge, or (`pad_edges`) running past it."""
     if length <= size:
         return [0]
+    if pad_edges:
+        return list(range(0, length - size + stride, stride))  # the last window passes the edge
     starts = list(range(0, length - size + 1, stride))
     if starts[-1] != length - size:
         starts.append(length - size)  # so that no border row/column is dropped
     return starts
 
 
-def tile_scenes(scenes: Sequence[Scene], size: int, stride: int | None = None) -> list[Tile]:
+def tile_scenes(scenes: Sequence[Scene], size: int, stride: int | None = None,
+                pad_edges: bool = False) -> list[Tile]:
     """Cut every scene into size x size tiles taken every `stride` pixels (default: size).
 
-    The last row and column of tiles end at the scene's edge, so they overlap their
-    neighbours rather than dropping pixels. A scene smaller than `size` along an axis is
-    zero-padded at the bottom/right. Tiles are copies: editing one leaves the scene intact.
+    By default the last row and column of tiles end at the scene's edge, so they overlap
+    their neighbours rather than dropping pixels. With ``pad_edges`` they run past the
+    edge instead, padded (image 0, mask ``IGNORE``): at ``stride == size`` no pixel is then
+    in two tiles, as validation and test need. A scene smaller than `size` along an axis is
+    padded at the bottom/right either way. Tiles are copies: editing one leaves the scene
+    intact.
     """
     stride = size if stride is None else stride
     if size < 1 or stride < 1:
@@ -73,10 +82,10 @@ def tile_scenes(scenes: Sequence[Scene], size: int, stride: int | None = None) -
                 f"scene {scene.name!r}: image {scene.image.shape[:2]} and mask {(h, w)} "
                 "differ in size"
             )
-        for y in _starts(h, size, stride):
-            for x in _starts(w, size, stride):
+        for y in _starts(h, size, stride, pad_edges):
+            for x in _starts(w, size, stride, pad_edges):
                 image = np.zeros((size, size, 3), np.float32)
-                mask = np.zeros((size, size), np.uint8)
+                mask = np.full((size, size), IGNORE, np.uint8)
                 window_image = scene.image[y : y + size, x : x + size]
                 th, tw = window_image.shape[:2]
                 image[:th, :tw] = window_image

@@ -11,6 +11,8 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
+from mrife.labels import IGNORE
+
 # ImageNet statistics, which the (ImageNet-pretrained) ResNet backbone expects
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -19,10 +21,10 @@ STD = (0.229, 0.224, 0.225)
 def pad_and_resize(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Zero-pad to a square (bottom/right), then scale to size x size.
 
-    image: float32 [H, W, 3] in [0, 1]; mask: uint8 [H, W] in {0, 1}.
+    image: float32 [H, W, 3] in [0, 1]; mask: uint8 [H, W] in {0, 1, IGNORE}.
     Returns image float32 [size, size, 3] (bilinear, antialiased when shrinking) and
-    mask uint8 [size, size] (nearest, so it stays {0, 1}). Padding first keeps the
-    aspect ratio: a landslide is not stretched.
+    mask uint8 [size, size] (nearest, so it keeps its values; the padding is ``IGNORE``).
+    Padding first keeps the aspect ratio: a landslide is not stretched.
     """
     h, w = mask.shape
     if image.shape[:2] != (h, w):
@@ -30,7 +32,7 @@ def pad_and_resize(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.n
     side = max(h, w)
     padded_image = np.zeros((side, side, 3), np.float32)
     padded_image[:h, :w] = image
-    padded_mask = np.zeros((side, side), np.uint8)
+    padded_mask = np.full((side, side), IGNORE, np.uint8)
     padded_mask[:h, :w] = mask
     if side == size:
         return padded_image, padded_mask

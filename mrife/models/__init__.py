@@ -32,8 +32,9 @@ MODEL_NAMES = tuple(MODEL_BUILDERS)
 # Builder keyword -> the RunConfig key outside the `model` section that feeds it (the
 # models that mask own their mask module and weigh their own loss terms).
 OTHER_SECTIONS = {
-    "mask_strategy": "mask.strategy", "mask_ratio": "mask.ratio",
+    "mask_strategy": "mask.strategy", "mask_ratio": "mask.ratio", "mask_block": "mask.block",
     "alpha": "loss.alpha", "beta": "loss.beta", "gamma": "loss.gamma", "temperature": "loss.temperature",
+    "sfce_reduction": "loss.sfce_reduction",
 }
 
 

@@ -41,7 +41,7 @@ def check_input(x: torch.Tensor, stride: int, who: str) -> None:
         )
 
 
-def _check_stride(output_stride: int) -> None:
+def check_output_stride(output_stride: int) -> None:
     if output_stride not in OUTPUT_STRIDES:
         raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}")
 
@@ -90,7 +90,7 @@ def create_backbone(
     `weights_path` (a local state dict) wins over `pretrained`; with `pretrained=True`
     a failed download (no internet) warns and keeps the random initialization.
     """
-    _check_stride(output_stride)
+    check_output_stride(output_stride)
     if not timm.is_model(name):
         raise ValueError(f"unknown timm backbone {name!r}; try one of timm.list_models('resnet*')")
     kwargs = dict(features_only=True, output_stride=output_stride, out_indices=out_indices)
@@ -172,7 +172,7 @@ class Encoder(nn.Module):
         aspp_dropout: float = 0.1,
     ):
         super().__init__()
-        _check_stride(output_stride)
+        check_output_stride(output_stride)
         self.output_stride = output_stride
         self.out_channels = channels
         self.backbone, self.pretrained_loaded = create_backbone(

@@ -69,6 +69,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mrife.labels import IGNORE, LANDSLIDE
 from mrife.losses import object_contrast, sub_object_contrast
 from mrife.masking import BlockMasker
 from mrife.metrics import ConfusionMatrix
@@ -83,8 +84,8 @@ JITTER = 0.2  # contrast factor 1 +- JITTER, channel shift +- JITTER (normalized
 
 
 def image_labels(masks: Tensor) -> Tensor:
-    """Object labels: masks ``[B, H, W]`` in {0, 1} -> int64 ``[B]``, 1 = any landslide pixel."""
-    return (masks.flatten(1) > 0).any(1).long()  # [B, H, W] -> [B, H*W] -> [B]
+    """Object labels: masks ``[B, H, W]`` in {0, 1, IGNORE} -> int64 ``[B]``, 1 = any landslide pixel."""
+    return (masks.flatten(1) == LANDSLIDE).any(1).long()  # [B, H, W] -> [B, H*W] -> [B]
 
 
 def random_view(images: Tensor, generator: torch.Generator, jitter: float = JITTER) -> Tensor:
@@ -218,7 +219,7 @@ class ICSSN(SegmentationModel):
         feat = self.encoder(images)  # [B, C, h, w]
         points = self.masker(images, masks, generator)  # only its index lists are used
         return {
-            "ce": F.cross_entropy(self.decoder(feat), masks),
+            "ce": F.cross_entropy(self.decoder(feat), masks, ignore_index=IGNORE),
             "sub_con": sub_object_contrast(self.point_head(feat), points.idx_pos, points.idx_neg,
                                            self.temperature),
         }

@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from timm.utils import ModelEmaV3
 from torch import Tensor, nn
 
-from mrife.losses import LossWeights, joint_loss
+from mrife.losses import SFCE_REDUCTIONS, LossWeights, joint_loss
 from mrife.masking import BlockMasker
 
 from .base import SegmentationModel
@@ -41,6 +42,7 @@ from .decoder import Decoder
 from .encoder import Encoder, check_input
 
 FUSIONS = ("add", "concat")
+GRADIENT_SHARE_EVERY = 10  # steps between two measurements of MRIFE.gradient_shares
 FUSE_TRAIN = ("student", "teacher")
 
 
@@ -116,7 +118,7 @@ class MRIFE(SegmentationModel):
         backbone: timm ResNet name (the paper: "resnet101").
         pretrained: ImageNet weights via timm (random init with a warning when offline).
         weights_path: local backbone state dict for all encoders (wins over `pretrained`).
-        output_stride: of all encoders (8 or 16), and so the masked block size in
+        output_stride: of all encoders (8 or 16), and by default the masked block size in
             pixels: one feature point per block.
         fusion: "add" (paper) or "concat".
         fuse_train: features fused with the segmentation features during training,
@@ -127,8 +129,13 @@ class MRIFE(SegmentationModel):
         channels: feature width C of every encoder (ASPP output), 256 as in DeepLabv3.
         mask_strategy: which blocks are masked as class 1 (``mrife.masking.STRATEGIES``).
         mask_ratio: share of the class-1 blocks masked per image.
+        mask_block: masked block size in pixels, a multiple of `output_stride` (None: equal
+            to it). A block of k x k feature points is one row of MFM and SFCE: the student
+            and teacher maps are average-pooled k x k for the two losses (Table V at a fixed
+            output stride); the decoder still sees the full maps.
         alpha, beta, gamma: weights of L_Reconst, L_Cons and L_CE in Eq. (8).
         temperature: tau of the SFCE contrast, Eq. (5).
+        sfce_reduction: "sum" (the paper's Eq. 4) or "mean" over the SFCE anchors.
     """
 
     def __init__(
@@ -145,21 +152,29 @@ class MRIFE(SegmentationModel):
         channels: int = 256,
         mask_strategy: str = "edge+back",
         mask_ratio: float = 0.5,
+        mask_block: int | None = None,
         alpha: float = 1.0,
         beta: float = 1.0,
         gamma: float = 1.0,
         temperature: float = 0.07,
+        sfce_reduction: str = "sum",
     ):
         super().__init__()
+        if sfce_reduction not in SFCE_REDUCTIONS:
+            raise ValueError(f"sfce_reduction must be one of {SFCE_REDUCTIONS}, got {sfce_reduction!r}")
         if fuse_train not in FUSE_TRAIN:
             raise ValueError(f"fuse_train must be one of {FUSE_TRAIN}, got {fuse_train!r}")
         if not 0.0 <= ema_decay <= 1.0:
             raise ValueError(f"ema_decay must be in [0, 1], got {ema_decay!r}")
         self.output_stride = output_stride
         self.fuse_train = fuse_train
-        self.masker = BlockMasker(output_stride, mask_strategy, mask_ratio)
+        mask_block = output_stride if mask_block is None else mask_block
+        if mask_block % output_stride:
+            raise ValueError(f"mask.block {mask_block} must be a multiple of the output stride {output_stride} "
+                             "(a block is a whole number of feature points)")
+        self.masker = BlockMasker(mask_block, mask_strategy, mask_ratio)
         self.weights = LossWeights(alpha, beta, gamma)
-        self.temperature = temperature
+        self.temperature, self.sfce_reduction = temperature, sfce_reduction
         self.seg_encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels)
         # Same architecture, separate parameters. When the download already failed
         # for seg_encoder, do not wait for it to fail again (timm retries for ~50 s).
@@ -202,8 +217,35 @@ class MRIFE(SegmentationModel):
         """
         masked = self.masker(images, masks, generator)
         out = self(images, masked.images)
-        return joint_loss(out.logits, masks, out.student, out.teacher, masked.idx_pos,
-                          masked.idx_neg, self.weights, self.temperature)
+        pool = self.masker.block // self.output_stride  # feature points per block side
+        student, teacher = (F.avg_pool2d(out.student, pool), F.avg_pool2d(out.teacher, pool)) if pool > 1 else \
+            (out.student, out.teacher)  # [B, C, h, w] -> [B, C, h / pool, w / pool]: one row a block
+        terms = joint_loss(out.logits, masks, student, teacher, masked.idx_pos,
+                           masked.idx_neg, self.weights, self.temperature, self.sfce_reduction)
+        if step % GRADIENT_SHARE_EVERY == 0:
+            terms |= self.gradient_shares(terms)
+        return terms
+
+    def gradient_shares(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Which term drives the student: ``{"share_reconst", "share_cons", "share_ce"}``.
+
+        The norm of the gradient that each weighted term of Eq. (8) sends to the student's
+        parameters, divided by the sum of the three norms (0 for a term with no gradient
+        there, e.g. cross-entropy when the decoder fuses the teacher's features). Costs
+        three extra backward passes through the student, so it is measured every
+        ``GRADIENT_SHARE_EVERY`` steps only.
+        """
+        params = [p for p in self.student.parameters() if p.requires_grad]
+        w = self.weights
+        weighted = {"reconst": w.alpha * terms["reconst"], "cons": w.beta * terms["cons"], "ce": w.gamma * terms["ce"]}
+        norms = {}
+        for name, value in weighted.items():
+            grads = (torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+                     if value.requires_grad else [])
+            norms[name] = float(torch.sqrt(sum((g.detach().float().pow(2).sum() for g in grads if g is not None),
+                                               torch.zeros(()))))
+        total = sum(norms.values())
+        return {f"share_{k}": torch.tensor(v / total if total > 0 else 0.0) for k, v in norms.items()}
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Segmentation and teacher features of the original image, each [B, C, H/os, W/os]."""

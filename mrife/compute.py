@@ -1,0 +1,97 @@
+"""Where and how a run computes: device, CPU threads, numeric precision, memory format.
+
+``train.precision`` is ``"fp32"``; ``"bf16"`` (autocast to bfloat16, on a CPU or a GPU;
+fast on CPUs with AVX512-BF16 or AMX and on GPUs from Ampere on, emulated and slow
+elsewhere); ``"fp16"`` (autocast to float16 with a gradient scaler, CUDA only); or
+``"auto"``: bf16 where the device computes it natively, fp32 otherwise. Autocast keeps
+the reductions of the losses (cross-entropy, softmax, the contrasts) in fp32.
+
+``train.threads`` (0: every core this process may use) is applied with
+``torch.set_num_threads``: two processes that each use every core slow each other down
+many times over (OpenMP oversubscription), so parallel jobs must share the cores out.
+``train.channels_last`` stores images and convolution weights channels-last, which
+oneDNN and cuDNN run faster on many machines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` is CUDA when present, else the CPU; ``"cuda"`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name!r} but torch sees no CUDA device; use auto or cpu")
+    return device
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 matrix products natively."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``"fp32"``, ``"bf16"`` or ``"fp16"``: ``name`` with ``"auto"`` decided for ``device``."""
+    if name not in PRECISIONS:
+        raise ValueError(f"train.precision must be one of {PRECISIONS}, got {name!r}")
+    if name == "fp16" and device.type != "cuda":
+        raise ValueError(f"train.precision=fp16 needs a CUDA device (for its gradient scaler), got {device}; "
+                         "use bf16 or fp32 on a CPU")
+    if name == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return name
+
+
+@dataclass(frozen=True)
+class Compute:
+    """The resolved ``device``, ``precision`` (fp32, bf16 or fp16) and memory format of a run."""
+
+    device: torch.device
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    @classmethod
+    def from_config(cls, train) -> "Compute":
+        """From a :class:`~mrife.config.TrainConfig`; also sets this process's CPU threads."""
+        threads = train.threads or cores()
+        if threads < 1:
+            raise ValueError(f"train.threads must be >= 0 (0: every core), got {train.threads}")
+        torch.set_num_threads(threads)
+        device = resolve_device(train.device)
+        return cls(device, resolve_precision(train.precision, device), train.channels_last)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def inputs(self, batch: dict) -> tuple[Tensor, Tensor]:
+        """A batch's images ``[B, 3, H, W]`` and masks ``[B, H, W]`` on the device, in its format."""
+        return batch["image"].to(self.device, memory_format=self.memory_format), batch["mask"].to(self.device)
+
+    def autocast(self):
+        """The context forward passes run in: autocast for bf16 / fp16, nothing for fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=DTYPES[self.precision])
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A gradient scaler, active for fp16 only (a pass-through otherwise)."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
