@@ -110,15 +110,18 @@ def main() -> None:
     fp32_ms = None
     for label, (precision, channels_last) in VARIANTS.items():
         compute = Compute(cpu, precision, channels_last)
+        # Emulated bf16 runs about 20 times slower: one step after one warm-up shows it.
+        warmup, repeats = (2, args.repeats) if precision == "fp32" or native_bf16(cpu) else (1, 1)
         images, masks = compute.inputs(batch)
         models, opts = build(args.profile, compute)
         work = {n: flops(m, compute, images, masks) for n, m in models.items()}
         times = {n: [] for n in models}
-        for i in range(args.repeats + 2):
+        for i in range(repeats + warmup):
             for n in models:
                 seconds = step(models[n], opts[n], compute, images, masks)
-                if i >= 2:
+                if i >= warmup:
                     times[n].append(seconds)
+        label += "" if repeats == args.repeats else " (emulated: 1 step)"
         med = {n: statistics.median(t) for n, t in times.items()}
         fp32_ms = fp32_ms or med["mrife"]
         print(f"| {label} | {med['mrife'] * 1e3:.1f} | {med['segbranch'] * 1e3:.1f} | "

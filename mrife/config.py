@@ -64,6 +64,7 @@ class ModelConfig:
     fusion: str = paper("add")  # "add" or "concat" (Fig. 8)
     fuse_train: str = project("student")  # features fused during training: "student" or "teacher"
     ema_decay: float = paper(0.996)
+    teacher_bn: str = project("ema")  # teacher batch norm: "ema" (EMA'd buffers) or "batch" (mrife.models.mrife)
     dropout: float = project(0.1)
     channels: int = project(256)  # encoder feature width (ASPP output), DeepLabv3's
     # ICSSN only: a re-implementation from its published description (mrife.models.icssn

@@ -384,3 +384,35 @@ def test_16_pixel_blocks_at_output_stride_8_pool_2x2_feature_points():
         build_model(load_profile("smoke", ["mask.block=12"]))
     with pytest.raises(ValueError, match="mask.block=16 is not used by model 'icssn'"):
         build_model(load_profile("smoke", ["model.name=icssn", "mask.block=16"]))
+
+
+def test_teacher_bn_batch_keeps_the_teachers_own_statistics():
+    # teacher_bn="batch": batch norm of the teacher normalizes with batch statistics in
+    # training, and its running statistics follow its own features (not the EMA of the
+    # student's), so its eval output comes to match its training output on the same data.
+    x = images(4, 64, 64)
+    masks = torch.zeros(4, 64, 64, dtype=torch.long)
+    masks[:, 16:48, 16:48] = 1
+    for teacher_bn in ("ema", "batch"):
+        model = make("mrife", teacher_bn=teacher_bn).train()
+        bn = model.teacher.aspp.project[0][1]
+        assert bn.training == (teacher_bn == "batch"), f"{teacher_bn}: teacher BN mode in training"
+        assert not model.teacher.aspp.project[1].training, "the teacher's dropout stays off"
+        before = bn.running_var.clone()
+        with torch.no_grad():
+            for _ in range(40):  # the teacher sees the same batch; the EMA step changes nothing else
+                model.teacher(x)
+                model.after_step()
+        moved = not torch.equal(bn.running_var, before)
+        assert moved == (teacher_bn == "batch"), f"{teacher_bn}: running statistics moved = {moved}"
+        rms = model.decoder_input_rms(x, masks)
+        assert set(rms) == {"train", "eval"} and all(v > 0 for v in rms.values()), f"{teacher_bn}: {rms}"
+    with torch.no_grad():
+        model.train()
+        train_rms = model.teacher(x).pow(2).mean().sqrt()
+        model.eval()
+        eval_rms = model.teacher(x).pow(2).mean().sqrt()
+    assert 1 / 1.5 < float(eval_rms / train_rms) < 1.5, (
+        f"teacher_bn=batch: eval RMS {eval_rms:.3f} should be near its training RMS {train_rms:.3f}")
+    with pytest.raises(ValueError, match="teacher_bn"):
+        make("mrife", teacher_bn="frozen")

@@ -11,7 +11,14 @@
 During training the decoder sees the student's features of the masked image by
 default, so cross-entropy also trains the student (NOTES.md: "which features are
 fused during training"); at test time it sees the teacher's features of the
-original image, as the paper says.
+original image, as the paper says. Those two are differently distributed (the
+teacher in eval mode normalizes with EMA'd batch-norm buffers), so the candidates for
+a consistent path are configuration values, to be decided on the validation split:
+`fuse_train="teacher"` (the decoder sees the teacher's features in training too),
+`teacher_bn="batch"` (the teacher normalizes with batch statistics in training and
+keeps running statistics of its own features for the test, its buffers left out of
+the EMA, as DINO's teacher does) and `ema_decay` (the EMA horizon, 1 / (1 - decay)
+steps). `decoder_input_rms` measures how far apart the two paths are.
 
 The teacher is a timm `ModelEmaV3` registered as the submodule `teacher_ema`
 (so `state_dict()` and `.to()` carry it); `model.teacher` is its encoder. Its
@@ -26,6 +33,7 @@ returns every term, and `after_step` moves the teacher (the contract of `base.py
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,6 +50,7 @@ from .decoder import Decoder
 from .encoder import Encoder, check_input
 
 FUSIONS = ("add", "concat")
+TEACHER_BN = ("ema", "batch")
 GRADIENT_SHARE_EVERY = 10  # steps between two measurements of MRIFE.gradient_shares
 FUSE_TRAIN = ("student", "teacher")
 
@@ -124,6 +133,9 @@ class MRIFE(SegmentationModel):
         fuse_train: features fused with the segmentation features during training,
             "student" (student(masked), the project's default) or "teacher" (teacher(x)).
         ema_decay: lambda of Eq. (1), theta_t <- lambda theta_t + (1 - lambda) theta_s.
+        teacher_bn: the teacher's batch norm: "ema" (eval mode; its running statistics
+            are the EMA of the student's) or "batch" (batch statistics in training, its
+            own running statistics, updated by its forward passes, at test time).
         dropout: decoder dropout.
         num_classes: output classes (2: background, landslide).
         channels: feature width C of every encoder (ASPP output), 256 as in DeepLabv3.
@@ -147,6 +159,7 @@ class MRIFE(SegmentationModel):
         fusion: str = "add",
         fuse_train: str = "student",
         ema_decay: float = 0.996,
+        teacher_bn: str = "ema",
         dropout: float = 0.1,
         num_classes: int = 2,
         channels: int = 256,
@@ -162,12 +175,14 @@ class MRIFE(SegmentationModel):
         super().__init__()
         if sfce_reduction not in SFCE_REDUCTIONS:
             raise ValueError(f"sfce_reduction must be one of {SFCE_REDUCTIONS}, got {sfce_reduction!r}")
+        if teacher_bn not in TEACHER_BN:
+            raise ValueError(f"teacher_bn must be one of {TEACHER_BN}, got {teacher_bn!r}")
         if fuse_train not in FUSE_TRAIN:
             raise ValueError(f"fuse_train must be one of {FUSE_TRAIN}, got {fuse_train!r}")
         if not 0.0 <= ema_decay <= 1.0:
             raise ValueError(f"ema_decay must be in [0, 1], got {ema_decay!r}")
         self.output_stride = output_stride
-        self.fuse_train = fuse_train
+        self.fuse_train, self.teacher_bn = fuse_train, teacher_bn
         mask_block = output_stride if mask_block is None else mask_block
         if mask_block % output_stride:
             raise ValueError(f"mask.block {mask_block} must be a multiple of the output stride {output_stride} "
@@ -193,15 +208,43 @@ class MRIFE(SegmentationModel):
         return self.teacher_ema.module
 
     def train(self, mode: bool = True) -> "MRIFE":
-        """Set train/eval mode; the teacher stays in eval mode (EMA'd BN statistics, no dropout)."""
+        """Set train/eval mode. The teacher stays in eval mode (no dropout), except its batch
+        norms in training with ``teacher_bn="batch"``."""
         super().train(mode)
         self.teacher_ema.eval()
+        if mode and self.teacher_bn == "batch":
+            for m in self.teacher_ema.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.train()
         return self
 
     @torch.no_grad()
+    def decoder_input_rms(self, images: Tensor, masks: Tensor) -> dict[str, float]:
+        """Root mean square of what the decoder reads, in training and at test, on one batch.
+
+        ``{"train": ..., "eval": ...}``: the fused features of a training forward (with the
+        batch masked by the mask module) and of an eval forward. Runs on a copy, so this
+        model's batch-norm statistics and mode are left alone.
+        """
+        probe = copy.deepcopy(self)
+        seen = {}
+        probe.decoder.register_forward_hook(lambda m, args, out: seen.update(rms=args[0].pow(2).mean().sqrt()))
+        masked = probe.masker(images, masks, torch.Generator().manual_seed(0))
+        probe.train()(images, masked.images)
+        train = float(seen["rms"])
+        probe.eval()(images)
+        return {"train": train, "eval": float(seen["rms"])}
+
+    @torch.no_grad()
     def after_step(self) -> None:
-        """EMA step of Eq. (1) on weights and buffers: theta_t <- d theta_t + (1 - d) theta_s."""
-        self.teacher_ema.update(self.student)
+        """EMA step of Eq. (1), theta_t <- d theta_t + (1 - d) theta_s, on weights and buffers
+        (on weights alone with ``teacher_bn="batch"``: the teacher's statistics are its own;
+        timm's ``exclude_buffers`` would copy the student's instead)."""
+        if self.teacher_bn == "ema":
+            self.teacher_ema.update(self.student)
+            return
+        for t, s in zip(self.teacher.parameters(), self.student.parameters()):
+            t.lerp_(s, 1.0 - self.teacher_ema.decay)
 
     def training_losses(self, images: Tensor, masks: Tensor, step: int,
                         generator: torch.Generator) -> dict[str, Tensor]:
