@@ -140,6 +140,7 @@ PROFILES: dict[str, list[str]] = {
         "data.tile_size=256", "data.tile_stride=256", "data.input_size=96",
         "model.backbone=resnet18", "model.pretrained=false",
         "train.epochs=7", "train.workers=0",
+        "train.channels_last=true",  # 11 % off an MRIFE step on the project's CPU (README)
     ],
     # The whole pipeline in seconds, on synthetic data: for CI and tests.
     "smoke": [
