@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     repro = sub.add_parser("reproduce", help="train every run the book needs for a profile")
     repro.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
     repro.add_argument("--only", nargs="+", metavar="EXPERIMENT", help="a subset of the experiments")
+    repro.add_argument("--choices", action="store_true",
+                       help="train the candidates of every open choice (mrife.reproduce.CHOICES), judged on "
+                            "the validation split, instead of the book's experiments")
     repro.add_argument("--out", type=Path, default=None, help="results root (default: $MRIFE_RESULTS or results)")
     repro.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
                        help="training seeds of every experiment, each its own run (default: 0 at smoke; "
@@ -74,14 +77,18 @@ def _train(args) -> int:
 
 
 def _reproduce(args) -> int:
-    from mrife.reproduce import reproduce
+    from mrife.reproduce import CANDIDATES, CHOICES, reproduce
 
-    runs = reproduce(args.profile, args.out, args.only, args.overrides, progress=not args.no_progress,
+    experiments = args.only or (sorted({c for cs in CHOICES.values() for c in cs}) if args.choices else None)
+    runs = reproduce(args.profile, args.out, experiments, args.overrides, progress=not args.no_progress,
                      seeds=args.seeds)
     for name, by_seed in runs.items():
         for seed, run in sorted(by_seed.items()):
-            metrics = json.loads((run / "test_metrics.json").read_text())
-            print(f"{name:18s} seed {seed:<3d} lIoU {metrics['lIoU']:.4f}  F1 {metrics['F1']:.4f}  {run}")
+            best_val = max(r["val_lIoU"] for r in json.loads((run / "history.json").read_text()))
+            # A candidate of an open choice is judged on validation: its test numbers stay unread here.
+            test = "" if name in CANDIDATES or args.choices else \
+                "  test lIoU {lIoU:.4f}  F1 {F1:.4f}".format(**json.loads((run / "test_metrics.json").read_text()))
+            print(f"{name:22s} seed {seed:<3d} best val lIoU {best_val:.4f}{test}  {run}")
     return 0
 
 

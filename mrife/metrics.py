@@ -173,8 +173,10 @@ def hierarchical_bootstrap(
     differently). :func:`scene_bootstrap` measures only the second, holding one trained
     model fixed, so a difference it calls clear may be one lucky seed; resampling only
     the seeds would treat the few test scenes as the whole population. This bootstrap
-    resamples both factors at once, independently (a two-way, "pigeonhole" bootstrap of
-    a crossed seed x scene design; Owen 2007 shows it is mildly conservative there).
+    resamples both factors at once, independently: the "pigeonhole" bootstrap of a
+    crossed seed x scene design (Owen, Ann. Appl. Stat. 1(2), 2007, 386-411); Owen and
+    Eckles (Ann. Appl. Stat. 6(3), 2012) show that bootstraps of this kind are mildly
+    conservative, biased towards overestimating the variance.
 
     Let :math:`c_{m,k,s} = (TP, FP, FN, TN)` be the counts of model ``m``, seed
     :math:`k \in 1..K_m`, scene :math:`s \in 1..S`. Draw :math:`b` takes

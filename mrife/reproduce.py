@@ -42,6 +42,39 @@ EXPERIMENTS: dict[str, list[str]] = {
     "mrife-concat": ["model.name=mrife", "model.fusion=concat"],  # fusion cross-validation, Fig. 8
 }
 
+# What the paper leaves open, decided on the validation split (never the test split):
+# choice -> its candidates, each an experiment of CANDIDATES (or of EXPERIMENTS: the
+# current default), trained over the profile's seeds by `mrife reproduce --choices` and
+# read by `choice_table`. NOTES.md lists the questions.
+CANDIDATES: dict[str, list[str]] = {
+    # Which features the decoder fuses in training, and the teacher's batch norm.
+    "fusion-teacher": ["model.name=mrife", "model.fuse_train=teacher"],
+    "fusion-teacher-bn": ["model.name=mrife", "model.fuse_train=teacher", "model.teacher_bn=batch"],
+    "fusion-student-bn": ["model.name=mrife", "model.teacher_bn=batch"],
+    "fusion-ema-099": ["model.name=mrife", "model.ema_decay=0.99"],  # an EMA horizon of 100 steps, not 250
+    # The scale of SFCE: Eq. (4)'s sum over anchors, or their mean, and its weight beta.
+    "sfce-mean": ["model.name=mrife", "loss.sfce_reduction=mean"],
+    "sfce-mean-beta-0.1": ["model.name=mrife", "loss.sfce_reduction=mean", "loss.beta=0.1"],
+    "sfce-sum-beta-0.01": ["model.name=mrife", "loss.beta=0.01"],
+    # ICSSN's open values, chosen again on validation (they were first judged on test).
+    "icssn-no-sub-contrast": ["model.name=icssn", "model.sub_con_weight=0"],
+    "icssn-no-obj-contrast": ["model.name=icssn", "model.obj_con_weight=0"],
+    "icssn-short-cls-phase": ["model.name=icssn", "model.cls_steps=2", "model.seg_steps=18"],
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "fusion": ("mrife", "fusion-teacher", "fusion-teacher-bn", "fusion-student-bn", "fusion-ema-099"),
+    "sfce": ("mrife", "sfce-mean", "sfce-mean-beta-0.1", "sfce-sum-beta-0.01"),
+    "icssn": ("icssn", "icssn-no-sub-contrast", "icssn-no-obj-contrast", "icssn-short-cls-phase"),
+}
+
+
+def _overrides(experiment: str) -> list[str]:
+    """The overrides of an experiment or a candidate; KeyError listing the valid names."""
+    named = EXPERIMENTS | CANDIDATES
+    if experiment not in named:
+        raise KeyError(f"unknown experiment {experiment!r}; valid: {', '.join(named)}")
+    return named[experiment]
+
 
 def results_root() -> Path:
     """``$MRIFE_RESULTS``, or ``results/`` in the working directory."""
@@ -59,18 +92,16 @@ TABLE_SEEDS: dict[str, tuple[int, ...]] = {"cpu": (0, 1, 2, 3, 4), "paper": (0, 
 
 def seeds_for(profile: str, experiment: str) -> tuple[int, ...]:
     """The training seeds ``mrife reproduce`` runs for ``experiment`` at ``profile`` by default."""
-    if experiment not in EXPERIMENTS:
-        raise KeyError(f"unknown experiment {experiment!r}; valid: {', '.join(EXPERIMENTS)}")
+    _overrides(experiment)
     if experiment in TABLE_EXPERIMENTS and profile in TABLE_SEEDS:
         return TABLE_SEEDS[profile]
     return SEEDS.get(profile, (0,))
 
 
 def experiment_config(profile: str, experiment: str, overrides=(), seed: int | None = None) -> RunConfig:
-    """The config of ``experiment`` at ``profile``; ``seed`` (when given) is applied last, as ``seed=N``."""
-    if experiment not in EXPERIMENTS:
-        raise KeyError(f"unknown experiment {experiment!r}; valid: {', '.join(EXPERIMENTS)}")
-    return load_profile(profile, [*EXPERIMENTS[experiment], *overrides,
+    """The config of ``experiment`` (or candidate) at ``profile``; ``seed`` (when given) is
+    applied last, as ``seed=N``."""
+    return load_profile(profile, [*_overrides(experiment), *overrides,
                                   *([f"seed={int(seed)}"] if seed is not None else [])])
 
 
@@ -79,7 +110,8 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
     """Train (or resume, or skip) each experiment of ``profile`` at each seed.
 
     Args:
-        experiments: a subset of :data:`EXPERIMENTS` (default: all).
+        experiments: names of :data:`EXPERIMENTS` or :data:`CANDIDATES` (default: every
+            experiment, no candidate).
         overrides: ``key=value`` settings applied to every run (not ``seed``: use ``seeds``).
         seeds: training seeds for every experiment (default: :func:`seeds_for` each one:
             :data:`SEEDS` of the profile, :data:`TABLE_SEEDS` for the experiments of
@@ -98,8 +130,7 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
     """
     names = list(experiments or EXPERIMENTS)
     for name in names:
-        if name not in EXPERIMENTS:
-            raise KeyError(f"unknown experiment {name!r}; valid: {', '.join(EXPERIMENTS)}")
+        _overrides(name)
     if any(item.partition("=")[0].strip() == "seed" for item in overrides):
         raise ValueError("set the training seeds with `seeds` (--seeds on the command line), not a seed= override")
     plan = {name: tuple(int(s) for s in seeds) if seeds is not None else seeds_for(profile, name) for name in names}
@@ -119,9 +150,7 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
                   flush=True)
             tic = time.perf_counter()
             runs.setdefault(name, {})[seed] = fit(cfg, root, progress=progress)
-            if not isinstance(index.get(name), dict):  # an index written before seeds were kept
-                index[name] = {}
-            index[name][str(seed)] = run.name
+            index.setdefault(name, {})[str(seed)] = run.name
             write_json(index_path, index)
             if not done:
                 print(f"[{profile}] {name} seed {seed}: done in {time.perf_counter() - tic:.0f} s", flush=True)
@@ -403,4 +432,47 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
         rows[label] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.attrs["level"] = level
+    return table
+
+
+def choice_table(profile: str, choice: str, root=None) -> pd.DataFrame:
+    """The candidates of an open choice (:data:`CHOICES`) on the validation split.
+
+    Each candidate's score is the best validation lIoU of its run (the epoch whose
+    checkpoint is kept), averaged over its finished seeds. The decision rule: the
+    candidate with the highest mean is ``chosen`` when it leads the runner-up by more
+    than the larger of their two standard deviations over seeds; otherwise the choice is
+    ``within seed noise`` and the simpler candidate listed first (the current default)
+    stays. The test split is never read.
+
+    Returns:
+        A DataFrame indexed by candidate with columns ``overrides``, ``val lIoU``
+        (mean), ``sd``, ``n`` (seeds) and ``decision``; a candidate with no finished run
+        shows n 0 and "not run".
+    """
+    if choice not in CHOICES:
+        raise KeyError(f"unknown choice {choice!r}; valid: {', '.join(CHOICES)}")
+    rows = {}
+    for name in CHOICES[choice]:
+        try:
+            best = [float(res.history["val_lIoU"].max()) for res in results(profile, name, root)]
+        except FileNotFoundError:
+            best = []
+        rows[name] = {"overrides": " ".join(o for o in _overrides(name) if not o.startswith("model.name=")) or
+                      "(default)", "val lIoU": float(np.mean(best)) if best else np.nan,
+                      "sd": float(np.std(best, ddof=1)) if len(best) > 1 else np.nan, "n": len(best)}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table["decision"] = ["not run" if n == 0 else "" for n in table["n"]]
+    ranked = table[table["n"] > 0].sort_values("val lIoU", ascending=False)
+    if len(ranked) >= 2:
+        top, second = ranked.index[:2]
+        noise = np.nanmax([ranked.loc[top, "sd"], ranked.loc[second, "sd"], 0.0])
+        lead = ranked.loc[top, "val lIoU"] - ranked.loc[second, "val lIoU"]
+        default = CHOICES[choice][0]
+        if lead > noise:
+            table.loc[top, "decision"] = "chosen"
+        else:
+            table.loc[top, "decision"] = "best, within seed noise"
+            if table.loc[default, "n"] > 0:
+                table.loc[default, "decision"] = "kept: no clear winner"
     return table

@@ -83,7 +83,9 @@ def test_gather_rows_layout():
     assert torch.equal(rows[0], feat[1, :, 0, 1])
 
 
-def test_sfce_is_the_two_cross_terms():
+def two_cross_terms():
+    """A pair of 4 x 4 maps, 3 masked edge points in image 0 and 2 in image 1 (as many
+    background points), and L_cons_1, L_cons_2 computed row by row from the reference."""
     g = torch.Generator().manual_seed(2)
     s, t = torch.randn(2, 6, 4, 4, generator=g), torch.randn(2, 6, 4, 4, generator=g)
     idx_pos = torch.tensor([1, 2, 3, 16 + 5, 16 + 6])
@@ -93,6 +95,11 @@ def test_sfce_is_the_two_cross_terms():
                                 torch.cat([rows(s, [10, 11, 12]), rows(t, [29, 30])]))
     l2 = supervised_contrastive(torch.cat([rows(s, [21, 22]), rows(t, [1, 2, 3])]),
                                 torch.cat([rows(s, [29, 30]), rows(t, [10, 11, 12])]))
+    return s, t, idx_pos, idx_neg, l1, l2
+
+
+def test_sfce_is_the_two_cross_terms():
+    s, t, idx_pos, idx_neg, l1, l2 = two_cross_terms()
     got = sfce_loss(s, t, idx_pos, idx_neg)
     assert got.item() == pytest.approx((l1 + l2).item(), rel=1e-5), "SFCE is not L_cons_1 + L_cons_2"
 
@@ -129,15 +136,7 @@ def test_a_direction_without_student_blocks_is_zero_in_value_and_gradient():
 
 
 def test_sfce_mean_reduction_divides_each_direction_by_its_anchors():
-    g = torch.Generator().manual_seed(2)
-    s, t = torch.randn(2, 6, 4, 4, generator=g), torch.randn(2, 6, 4, 4, generator=g)
-    idx_pos = torch.tensor([1, 2, 3, 16 + 5, 16 + 6])  # 3 edge points in image 0, 2 in image 1
-    idx_neg = torch.tensor([10, 11, 12, 16 + 13, 16 + 14])
-    rows = lambda f, i: gather_rows(f, torch.tensor(i))
-    l1 = supervised_contrastive(torch.cat([rows(s, [1, 2, 3]), rows(t, [21, 22])]),
-                                torch.cat([rows(s, [10, 11, 12]), rows(t, [29, 30])]))
-    l2 = supervised_contrastive(torch.cat([rows(s, [21, 22]), rows(t, [1, 2, 3])]),
-                                torch.cat([rows(s, [29, 30]), rows(t, [10, 11, 12])]))
+    s, t, idx_pos, idx_neg, l1, l2 = two_cross_terms()
     got = sfce_loss(s, t, idx_pos, idx_neg, reduction="mean")
     assert got.item() == pytest.approx((l1 / 5 + l2 / 5).item(), rel=1e-5), "each direction has 5 anchors"
     with pytest.raises(ValueError, match="loss.sfce_reduction"):

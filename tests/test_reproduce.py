@@ -94,7 +94,7 @@ def test_default_seeds_per_profile_and_experiment():
     assert set(TABLE_EXPERIMENTS) == {"deeplabv3plus", "mrife", "icssn", "segbranch", "mrife-mfm"}
     assert experiment_config("cpu", "mrife", seed=3).seed == 3, "the seed is applied as seed=N"
     assert repr(experiment_config("cpu", "mrife", seed=0)) == repr(experiment_config("cpu", "mrife")), \
-        "seed 0 is the default: runs trained before seeds were kept keep their directory"
+        "seed 0 is the profile's own seed"
 
 
 def test_cli_help_states_the_default_seeds(capsys):
@@ -111,8 +111,6 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
     monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
     # An alias of segbranch: the same config, so the same run directories (nothing to train).
     monkeypatch.setitem(EXPERIMENTS, "segbranch-alias", list(EXPERIMENTS["segbranch"]))
-    (tmp_path / "smoke").mkdir()
-    (tmp_path / "smoke" / "index.json").write_text(json.dumps({"segbranch": "an-index-from-before-seeds"}))
     runs = reproduce("smoke", tmp_path, ["segbranch"], progress=False, seeds=[0, 1])
     assert sorted(runs["segbranch"]) == [0, 1], "one run per seed expected"
     assert runs["segbranch"][0] != runs["segbranch"][1], "each seed must have its own run directory"
@@ -178,3 +176,29 @@ def test_leaders_ignore_a_row_that_predicts_nothing():
     assert best.loc["PA", "ours"] == "Baseline", "a row with recall 0 must not lead PA in ours"
     assert best.loc["PA", "paper"] == "Baseline", "nor in the paper's column"
     assert best.loc["lIoU"].tolist() == ["Other", "Other", True], "the other rows are ranked as before"
+
+
+def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
+    from mrife import config
+    from mrife import reproduce as reproduce_module
+
+    assert all(c in EXPERIMENTS or c in reproduce_module.CANDIDATES
+               for cs in reproduce_module.CHOICES.values() for c in cs), "every candidate must be runnable"
+    assert all(cs[0] in EXPERIMENTS for cs in reproduce_module.CHOICES.values()), "the default comes first"
+    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
+    monkeypatch.setitem(reproduce_module.CHOICES, "toy", ("segbranch", "segbranch-lr"))
+    monkeypatch.setitem(reproduce_module.CANDIDATES, "segbranch-lr", ["model.name=segbranch", "train.lr=0.05"])
+    table = reproduce_module.choice_table("smoke", "toy", root=tmp_path)
+    assert table["decision"].tolist() == ["not run", "not run"] and table["n"].tolist() == [0, 0]
+    reproduce("smoke", tmp_path, ["segbranch", "segbranch-lr"], progress=False, seeds=[0, 1])
+    table = reproduce_module.choice_table("smoke", "toy", root=tmp_path)
+    assert table["n"].tolist() == [2, 2], "both candidates over two seeds"
+    best_val = [max(r.history["val_lIoU"]) for r in results("smoke", "segbranch", root=tmp_path)]
+    assert table.loc["segbranch", "val lIoU"] == pytest.approx(sum(best_val) / 2), "mean of the best val lIoU"
+    assert "test" not in " ".join(table.columns), "a choice is judged without the test split"
+    top, other = table["val lIoU"].sort_values(ascending=False, kind="stable").index
+    lead = table.loc[top, "val lIoU"] - table.loc[other, "val lIoU"]
+    if lead > max(table["sd"].max(), 0.0):
+        assert table.loc[top, "decision"] == "chosen", f"a lead beyond seed noise is a decision: {table}"
+    else:
+        assert table.loc["segbranch", "decision"] == "kept: no clear winner", f"within noise the default stays: {table}"

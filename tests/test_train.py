@@ -1,6 +1,7 @@
 """Training: a few steps lower the loss, runs are deterministic, resumable and atomic."""
 
 import json
+import pickle
 
 import pytest
 import torch
@@ -120,3 +121,19 @@ def test_cli_train_evaluate_info(tmp_path, capsys):
     assert "unknown config key" in capsys.readouterr().err
     cfg, model = load_run(run)
     assert not model.training and cfg.model.name == "mrife"
+
+
+class _Payload:
+    """Pickles to a call of print: what a malicious checkpoint would make os.system."""
+
+    def __reduce__(self):
+        return (print, ("a checkpoint ran code",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
+    run = fit(load_profile("smoke", [*TINY, "train.epochs=1", "model.name=segbranch"]), tmp_path, progress=False)
+    state = torch.load(run / "best.pt", weights_only=True)
+    torch.save({**state, "extra": _Payload()}, run / "best.pt")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        load_run(run)
+    assert "a checkpoint ran code" not in capsys.readouterr().out, "the payload must never run"
