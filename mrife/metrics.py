@@ -124,37 +124,11 @@ def scene_bootstrap(
         draws) and, for differences, ``share > 0`` (the share of draws where ``focus`` beats
         the other model).
     """
-    if metric not in METRIC_NAMES:
-        raise KeyError(f"unknown metric {metric!r}; valid: {METRIC_NAMES}")
-    if not 0 < level < 1 or draws < 1:
-        raise ValueError(f"level {level} must lie in (0, 1) and draws {draws} be at least 1")
-    labels = list(per_scene)
-    scenes = sorted(per_scene[labels[0]]) if labels else []
-    for label in labels:
-        if sorted(per_scene[label]) != scenes:
-            raise ValueError(f"{label!r} was tested on scenes {sorted(per_scene[label])}, not {scenes}: "
-                             "a paired bootstrap needs the same test scenes for every model")
-    if focus is not None and focus not in per_scene:
-        raise KeyError(f"focus {focus!r} is not one of {labels}")
-    counts = np.array([[per_scene[m][s].counts for s in scenes] for m in labels], dtype=np.float64)  # [M, S, 4]
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(len(scenes), size=(draws, len(scenes)))  # [D, S] scene indices
-    weights = np.stack([np.bincount(row, minlength=len(scenes)) for row in picks])  # [D, S]
-    pooled = np.einsum("ds,msk->mdk", weights, counts)  # [M, D, 4]
-    boot = metrics_from_counts(*np.moveaxis(pooled, -1, 0))[metric]  # [M, D]
-    full = metrics_from_counts(*np.moveaxis(counts.sum(1), -1, 0))[metric]  # [M]
-    tail = (1 - level) / 2
-    rows = {label: {"value": full[i], "low": np.quantile(boot[i], tail), "high": np.quantile(boot[i], 1 - tail)}
-            for i, label in enumerate(labels)}
-    if focus is not None:
-        f = labels.index(focus)
-        for i, label in enumerate(labels):
-            if i != f:
-                diff = boot[f] - boot[i]
-                rows[f"{focus} - {label}"] = {
-                    "value": full[f] - full[i], "low": np.quantile(diff, tail),
-                    "high": np.quantile(diff, 1 - tail), "share > 0": float((diff > 0).mean())}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    # One seed per model: the seed draw always picks it, and the scene draws (taken first
+    # from the generator) are those of a bootstrap over scenes alone.
+    table = hierarchical_bootstrap({label: {0: cms} for label, cms in per_scene.items()},
+                                   metric, focus, draws, level, seed)
+    return table[[c for c in ("value", "low", "high", "share > 0") if c in table]]
 
 
 def hierarchical_bootstrap(
