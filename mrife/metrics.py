@@ -62,6 +62,18 @@ class ConfusionMatrix:
     def reset(self) -> None:
         self.tp = self.fp = self.fn = self.tn = 0
 
+    @classmethod
+    def from_counts(cls, tp: int, fp: int, fn: int, tn: int) -> "ConfusionMatrix":
+        """A matrix holding these pixel counts (as :attr:`counts` gives them)."""
+        cm = cls()
+        cm.tp, cm.fp, cm.fn, cm.tn = (int(c) for c in (tp, fp, fn, tn))
+        return cm
+
+    @classmethod
+    def pooled(cls, matrices) -> "ConfusionMatrix":
+        """The sum of several matrices: their pixels counted together."""
+        return cls.from_counts(*(sum(c) for c in zip(*(m.counts for m in matrices))))
+
     @torch.no_grad()
     def update(self, pred: Tensor, target: Tensor) -> None:
         """Add a batch: ``pred`` labels ``[B, H, W]`` or logits ``[B, 2, H, W]``; ``target [B, H, W]``.

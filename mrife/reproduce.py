@@ -19,13 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from torch.utils.data import DataLoader
 
 from mrife.config import RunConfig, load_profile, load_yaml
-from mrife.data import TileDataset
 from mrife.metrics import METRIC_NAMES, ConfusionMatrix, hierarchical_bootstrap
-from mrife.runs import load_run, run_dir_for, write_json
-from mrife.train import build_splits, confusion_by_scene, fit
+from mrife.runs import is_finished, run_dir_for, write_json
+from mrife.train import fit
 
 # experiment -> overrides of the profile, and where the book shows it.
 EXPERIMENTS: dict[str, list[str]] = {
@@ -145,7 +143,7 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
                 continue
             cfg = experiment_config(profile, name, overrides, seed)
             run = run_dir_for(cfg, root)
-            done = (run / "test_metrics.json").exists()
+            done = is_finished(run)
             print(f"[{profile}] {name} seed {seed}: {'finished, skipped' if done else 'training'} ({run.name})",
                   flush=True)
             tic = time.perf_counter()
@@ -185,7 +183,7 @@ def result(profile: str, experiment: str, root: str | Path | None = None, seed: 
     seed = seeds_for(profile, experiment)[0] if seed is None else seed
     cfg = experiment_config(profile, experiment, seed=seed)
     run = run_dir_for(cfg, Path(root or results_root()) / profile)
-    if not (run / "test_metrics.json").exists():
+    if not is_finished(run):
         raise FileNotFoundError(
             f"no finished run of {experiment!r} at profile {profile!r}, seed {seed}, in {run}; produce it with "
             + _how_to_produce(profile, experiment, seed)
@@ -267,42 +265,40 @@ def compare(profile: str, rows: dict[str, str], paper_table: dict[str, dict[str,
     return df
 
 
-def _test_loader(res: Result, splits: dict[str, TileDataset]) -> DataLoader:
-    """The test split of ``res``'s data, built once per data configuration (``splits`` caches)."""
-    key = repr(res.config.data)
-    if key not in splits:
-        tiles = build_splits(res.config, progress=False)["test"]
-        splits[key] = TileDataset(tiles, res.config.data.input_size, equalize=res.config.data.equalize)
-    return DataLoader(splits[key], batch_size=res.config.train.batch_size)
+def scene_counts(res: Result) -> dict[str, ConfusionMatrix]:
+    """A finished run's best checkpoint on its test split, scene by scene: scene -> ConfusionMatrix.
+
+    Read from the run's ``test_confusions.json`` (``fit`` writes it): no checkpoint is
+    loaded and nothing is evaluated again.
+    """
+    path = res.run / "test_confusions.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the run was trained before runs kept their per-scene test "
+                                f"counts; delete {res.run} and train it again with " +
+                                _how_to_produce(res.config.profile, res.experiment, res.seed))
+    return {scene: ConfusionMatrix.from_counts(*counts) for scene, counts in json.loads(path.read_text()).items()}
 
 
 def scene_confusions(runs: dict[str, Result]) -> dict[str, dict[str, ConfusionMatrix]]:
-    """Each run's best checkpoint on its test split: label -> scene -> ConfusionMatrix.
-
-    The input to :func:`mrife.metrics.scene_bootstrap` (one run per label; for several
-    seeds per label see :func:`seed_scene_confusions`). Runs on the CPU; the test split
-    is built once per data configuration.
-    """
-    splits: dict[str, TileDataset] = {}
-    return {label: confusion_by_scene(load_run(res.run)[1], _test_loader(res, splits))
-            for label, res in runs.items()}
+    """Each run's test counts by scene, label -> scene -> ConfusionMatrix: the input to
+    :func:`mrife.metrics.scene_bootstrap` (one run per label; for several seeds per
+    label see :func:`seed_scene_confusions`)."""
+    return {label: scene_counts(res) for label, res in runs.items()}
 
 
 def seed_scene_confusions(runs: dict[str, list[Result]]) -> dict[str, dict[int, dict[str, ConfusionMatrix]]]:
-    """Every seed's best checkpoint on its test split: label -> seed -> scene -> ConfusionMatrix.
+    """Every seed's test counts by scene, label -> seed -> scene -> ConfusionMatrix.
 
     ``runs`` maps a label to the Results of its seeds (e.g. :func:`results`). The input
-    to :func:`mrife.metrics.hierarchical_bootstrap`. Runs on the CPU, one checkpoint at a
-    time; the test split is built once per data configuration.
+    to :func:`mrife.metrics.hierarchical_bootstrap`.
     """
-    splits: dict[str, TileDataset] = {}
     out: dict[str, dict[int, dict[str, ConfusionMatrix]]] = {}
     for label, seeds in runs.items():
         out[label] = {}
         for res in seeds:
             if res.seed in out[label]:
                 raise ValueError(f"{label!r} has two runs of seed {res.seed}")
-            out[label][res.seed] = confusion_by_scene(load_run(res.run)[1], _test_loader(res, splits))
+            out[label][res.seed] = scene_counts(res)
     return out
 
 

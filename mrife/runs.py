@@ -5,13 +5,15 @@ A run directory ``<root>/<model>-<config hash>/`` holds:
 - ``config.yaml``: the resolved configuration;
 - ``history.json``: one record per epoch (each loss term, validation metrics, seconds);
 - ``best.pt``: the weights of the epoch with the best validation lIoU;
-- ``last.pt`` (model, optimizer, schedule, epoch): for resuming, while the run is under
-  way; removed once the run is finished, since a finished run is never trained again
+- ``last.pt`` (model, optimizer, schedule, gradient scaler, epoch, best validation lIoU,
+  history, seconds so far): for resuming, while the run is under way; removed once the run is finished, since a finished run is never trained again
   (it is twice the size of ``best.pt``);
+- ``test_confusions.json``: the best checkpoint's pixel counts ``[TP, FP, FN, TN]`` per
+  test scene (what the scene and seed bootstraps resample);
 - ``test_metrics.json``: the best checkpoint on the test split; its presence marks the
   run finished;
 - ``provenance.json``: git commit (and whether the tree had uncommitted changes), package
-  versions, seed, device, wall time.
+  versions, seed, device, precision, threads, wall time.
 
 Every file is written atomically (temporary file, then rename), so an interrupted run
 loses at most the epoch under way and resumes from its last complete one. Checkpoints are

@@ -97,17 +97,20 @@ def evaluate(model, loader: DataLoader, compute: Compute | None = None, progress
 
 
 @torch.no_grad()
-def confusion_by_scene(model, loader: DataLoader, device=None) -> dict[str, ConfusionMatrix]:
+def confusion_by_scene(model, loader: DataLoader, compute: Compute | None = None) -> dict[str, ConfusionMatrix]:
     """One confusion matrix per scene of ``loader`` (``model`` in eval mode).
 
     Pooling them gives :func:`evaluate`'s numbers; kept apart, they let
-    :func:`mrife.metrics.scene_bootstrap` resample the scenes.
+    :func:`mrife.metrics.scene_bootstrap` resample the scenes. ``fit`` writes them to a
+    finished run's ``test_confusions.json``.
     """
-    device = device or next(model.parameters()).device
+    compute = compute or Compute(next(model.parameters()).device)
     model.eval()
     per_scene: dict[str, ConfusionMatrix] = {}
     for batch in loader:
-        pred = model(batch["image"].to(device)).argmax(1).cpu()  # [B, H, W]
+        images, _ = compute.inputs(batch)
+        with compute.autocast():
+            pred = model(images).argmax(1).cpu()  # [B, H, W]
         for i, scene in enumerate(batch["scene"]):
             per_scene.setdefault(scene, ConfusionMatrix()).update(pred[i], batch["mask"][i])
     return per_scene
@@ -153,7 +156,9 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True) -> Pat
 
     # Test the best-validation checkpoint
     model.load_state_dict(load_checkpoint(run / "best.pt", compute.device))
-    test = evaluate(model, loaders["test"], compute) | model.test_metrics(loaders["test"])
+    per_scene = confusion_by_scene(model, loaders["test"], compute)
+    test = ConfusionMatrix.pooled(per_scene.values()).compute() | model.test_metrics(loaders["test"])
+    write_json(run / "test_confusions.json", {scene: cm.counts for scene, cm in per_scene.items()})
     write_json(run / "provenance.json", provenance(cfg, compute, time.perf_counter() - started))
     write_json(run / "test_metrics.json", test)
     (run / "last.pt").unlink(missing_ok=True)

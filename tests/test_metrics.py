@@ -8,10 +8,7 @@ import torch
 from mrife.metrics import METRIC_NAMES, ConfusionMatrix, hierarchical_bootstrap, scene_bootstrap
 
 
-def from_counts(tp, fp, fn, tn) -> ConfusionMatrix:
-    cm = ConfusionMatrix()
-    cm.tp, cm.fp, cm.fn, cm.tn = tp, fp, fn, tn
-    return cm
+from_counts = ConfusionMatrix.from_counts
 
 
 @pytest.mark.parametrize("seed", range(20))

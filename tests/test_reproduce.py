@@ -5,13 +5,16 @@ import math
 
 import pandas as pd
 import pytest
+from torch.utils.data import DataLoader
 
 from mrife.cli import main
+from mrife.data import TileDataset
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
 from mrife.reproduce import (EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, compare, experiment_config,
                              leaders, read_differences, reproduce, result, results, scene_confusions,
                              seed_scene_confusions, seeds_for, verdict, verdicts)
-from mrife.train import build_splits
+from mrife.runs import load_run
+from mrife.train import build_splits, confusion_by_scene
 
 TINY = ["data.synthetic_scenes=4", "data.synthetic_size=64", "data.tile_size=64", "data.input_size=32",
         "train.batch_size=2", "train.epochs=1"]
@@ -54,9 +57,15 @@ def test_reproduce_writes_runs_the_tables_read(tmp_path, monkeypatch):
     assert table.loc["Baseline", ("F1", "n")] == 1 and table.loc["Baseline", ("F1", "sd")] == "", \
         "one seed: n 1 and no sd expected"
     assert table.loc["Other", ("F1", "ours")] == "not run"
-    # Per-scene counts of the best checkpoint pool back to the run's own test metrics.
+    # The per-scene counts the run kept are its best checkpoint's on the test split, and
+    # they pool back to the run's own test metrics.
     per_scene = scene_confusions({"seg": res})
-    assert set(per_scene["seg"]) == {tile.scene for tile in build_splits(res.config)["test"]}
+    test = build_splits(res.config)["test"]
+    assert set(per_scene["seg"]) == {tile.scene for tile in test}
+    loader = DataLoader(TileDataset(test, res.config.data.input_size), batch_size=4)
+    again = confusion_by_scene(load_run(res.run)[1], loader)
+    assert {s: cm.counts for s, cm in again.items()} == {s: cm.counts for s, cm in per_scene["seg"].items()}, \
+        "test_confusions.json must hold the best checkpoint's counts"
     pooled = metrics_from_counts(*(sum(c) for c in zip(*(cm.counts for cm in per_scene["seg"].values()))))
     assert {m: float(pooled[m]) for m in METRIC_NAMES} == pytest.approx({m: res.test[m] for m in METRIC_NAMES})
 
