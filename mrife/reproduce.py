@@ -135,7 +135,6 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
     root = Path(root or results_root()) / profile
     root.mkdir(parents=True, exist_ok=True)
     index_path = root / "index.json"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {}
     runs: dict[str, dict[int, Path]] = {}
     for seed in sorted({s for planned in plan.values() for s in planned}):
         for name in names:
@@ -148,6 +147,8 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
                   flush=True)
             tic = time.perf_counter()
             runs.setdefault(name, {})[seed] = fit(cfg, root, progress=progress)
+            # read again just before writing: another `mrife reproduce` may share the folder
+            index = json.loads(index_path.read_text()) if index_path.exists() else {}
             index.setdefault(name, {})[str(seed)] = run.name
             write_json(index_path, index)
             if not done:

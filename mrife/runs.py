@@ -71,16 +71,26 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict:
     return torch.load(path, map_location=device, weights_only=True)
 
 
-def provenance(cfg: RunConfig, compute: Compute, seconds: float) -> dict:
-    """Where and with what a run was produced (``precision`` as resolved: ``auto`` is decided).
-
-    ``git_dirty`` is true when tracked files differed from ``git_commit`` (the run's code
-    is then not exactly that commit's), ``None`` outside a git checkout.
-    """
+def code_version() -> dict:
+    """The code a run is trained with, read when a try starts: ``git_commit`` and
+    ``git_dirty`` (true when tracked files differed from that commit, ``None`` outside a
+    git checkout)."""
     commit = _git("rev-parse", "HEAD")
     changes = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"git_commit": commit or "unknown", "git_dirty": None if changes is None else bool(changes)}
+
+
+def provenance(cfg: RunConfig, compute: Compute, seconds: float, tries: list[dict]) -> dict:
+    """Where and with what a run was produced (``precision`` as resolved: ``auto`` is decided).
+
+    ``tries`` holds :func:`code_version` of each try (a resumed run has several); the
+    first try's commit is the run's ``git_commit``, and ``git_dirty`` is true if any try
+    ran on changed files.
+    """
+    dirty = [t["git_dirty"] for t in tries]
     packages = {p: package_version(p) for p in ("mrife", "torch", "torchvision", "timm", "numpy", "triton")}
-    return {"git_commit": commit or "unknown", "git_dirty": None if changes is None else bool(changes),
+    return {"git_commit": tries[0]["git_commit"] if tries else "unknown",
+            "git_dirty": None if None in dirty or not dirty else any(dirty), "tries": tries,
             "packages": packages, "python": platform.python_version(),
             "seed": cfg.seed, "device": str(compute.device), "precision": compute.precision,
             "channels_last": compute.channels_last, "threads": torch.get_num_threads(),

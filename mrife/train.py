@@ -19,8 +19,8 @@ from mrife.compute import Compute
 from mrife.config import RunConfig, save_yaml
 from mrife.metrics import ConfusionMatrix
 from mrife.models import SegmentationModel, build_model
-from mrife.runs import (is_finished, load_checkpoint, provenance, run_dir_for, save_checkpoint,
-                        write_json)
+from mrife.runs import (code_version, is_finished, load_checkpoint, provenance, run_dir_for,
+                        save_checkpoint, write_json)
 
 
 # ---------------------------------------------------------------- data
@@ -141,6 +141,7 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True) -> Pat
     scaler = compute.grad_scaler()
     state = resume(run, model, optimizer, schedule, scaler, compute.device)
     started -= state["seconds"]  # wall time counts every try
+    state["tries"].append(code_version())  # read now: the checkout may change while it trains
 
     # Loop: train an epoch, validate, keep the best weights and a resumable state
     draws = torch.Generator()  # the model's own random draws (the mask module)
@@ -159,26 +160,27 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True) -> Pat
     per_scene = confusion_by_scene(model, loaders["test"], compute)
     test = ConfusionMatrix.pooled(per_scene.values()).compute() | model.test_metrics(loaders["test"])
     write_json(run / "test_confusions.json", {scene: cm.counts for scene, cm in per_scene.items()})
-    write_json(run / "provenance.json", provenance(cfg, compute, time.perf_counter() - started))
+    write_json(run / "provenance.json", provenance(cfg, compute, time.perf_counter() - started, state["tries"]))
     write_json(run / "test_metrics.json", test)
     (run / "last.pt").unlink(missing_ok=True)
     return run
 
 
 def resume(run: Path, model, optimizer, schedule, scaler, device) -> dict:
-    """The loop's state: ``{"epoch", "best", "history", "seconds"}``, from ``last.pt`` if there is one.
+    """The loop's state: ``{"epoch", "best", "history", "seconds", "tries"}``, from ``last.pt``
+    if there is one (``tries``: the code version of each earlier try).
 
     The model, optimizer, schedule and gradient scaler are loaded in place. A fresh run
     starts at epoch -1 (none done), best validation lIoU -1.
     """
     if not (run / "last.pt").exists():
-        return {"epoch": -1, "best": -1.0, "history": [], "seconds": 0.0}
+        return {"epoch": -1, "best": -1.0, "history": [], "seconds": 0.0, "tries": []}
     saved = load_checkpoint(run / "last.pt", device)
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     schedule.load_state_dict(saved["schedule"])
     scaler.load_state_dict(saved["scaler"])
-    return {k: saved[k] for k in ("epoch", "best", "history", "seconds")}
+    return {k: saved[k] for k in ("epoch", "best", "history", "seconds")} | {"tries": saved.get("tries", [])}
 
 
 def seed_epoch(seed: int, epoch: int, loader: DataLoader, draws: torch.Generator) -> None:

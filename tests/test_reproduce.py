@@ -211,3 +211,18 @@ def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
         assert table.loc[top, "decision"] == "chosen", f"a lead beyond seed noise is a decision: {table}"
     else:
         assert table.loc["segbranch", "decision"] == "kept: no clear winner", f"within noise the default stays: {table}"
+
+
+def test_two_reproductions_sharing_a_folder_keep_each_others_index(tmp_path, monkeypatch):
+    import mrife.reproduce as reproduce_module
+
+    def fit_beside_another(cfg, root, progress=True):
+        # While this run trains, another `mrife reproduce` records a run of its own.
+        (root / "index.json").write_text(json.dumps({"mrife": {"0": "mrife-from-elsewhere"}}))
+        return tmp_path / "run"
+
+    monkeypatch.setattr(reproduce_module, "fit", fit_beside_another)
+    reproduce("smoke", tmp_path, ["segbranch"], progress=False)
+    index = json.loads((tmp_path / "smoke" / "index.json").read_text())
+    assert index["mrife"] == {"0": "mrife-from-elsewhere"}, "the other process's entry was overwritten"
+    assert set(index["segbranch"]) == {"0"}

@@ -76,13 +76,19 @@ def test_run_directory_contents_and_resume(tmp_path, monkeypatch):
 
     real_train_epoch = train_module.train_epoch
     monkeypatch.setattr(train_module, "train_epoch", interrupted)
+    commit = {"rev-parse": "aaaa1111", "status": ""}
+    monkeypatch.setattr(runs_module, "_git", lambda *args: commit[args[0]])
     with pytest.raises(KeyboardInterrupt):
         fit(cfg, tmp_path / "resumed", progress=False)
     monkeypatch.setattr(train_module, "train_epoch", real_train_epoch)
     run = tmp_path / "resumed" / full.name
     assert len(json.loads((run / "history.json").read_text())) == 1, "epoch 0 should be on disk"
     assert not (run / "test_metrics.json").exists()
+    commit.update({"rev-parse": "bbbb2222", "status": " M mrife/train.py"})  # the checkout moved on
     fit(cfg, tmp_path / "resumed", progress=False)
+    prov = json.loads((run / "provenance.json").read_text())
+    assert [t["git_commit"] for t in prov["tries"]] == ["aaaa1111", "bbbb2222"]
+    assert prov["git_commit"] == "aaaa1111" and prov["git_dirty"] is True, "the commit a run started on is its commit"
     strip = lambda d: [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads((d / "history.json").read_text())]
     assert strip(run) == strip(full), "the resumed run differs from the uninterrupted one"
     mtime = (run / "test_metrics.json").stat().st_mtime_ns
@@ -94,13 +100,15 @@ def test_run_directory_contents_and_resume(tmp_path, monkeypatch):
 def test_provenance_says_whether_the_code_had_uncommitted_changes(monkeypatch, status, dirty):
     answers = {"rev-parse": "0691917f", "status": status}
     monkeypatch.setattr(runs_module, "_git", lambda *args: answers[args[0]])
-    prov = runs_module.provenance(load_profile("smoke"), Compute(torch.device("cpu")), 1.0)
+    prov = runs_module.provenance(load_profile("smoke"), Compute(torch.device("cpu")), 1.0,
+                                  [runs_module.code_version()])
     assert prov["git_commit"] == "0691917f" and prov["git_dirty"] is dirty
 
 
 def test_provenance_outside_a_checkout(monkeypatch):
     monkeypatch.setattr(runs_module, "_git", lambda *args: "")
-    prov = runs_module.provenance(load_profile("smoke"), Compute(torch.device("cpu")), 1.0)
+    prov = runs_module.provenance(load_profile("smoke"), Compute(torch.device("cpu")), 1.0,
+                                  [runs_module.code_version()])
     assert prov["git_commit"] == "unknown" and prov["git_dirty"] is None
 
 
