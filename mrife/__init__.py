@@ -14,13 +14,13 @@ Imports run one way, from the leaves up; a module imports only from its own laye
 package or from the layers below it (``tests/test_layers.py`` checks every import):
 
 0. ``labels``: the values a label mask holds (background, landslide, ignored);
-1. the leaves: ``config``, ``paper``, ``compute``, ``data``, ``masking``, ``metrics`` and
-   ``mrife.kernels`` (the SFCE kernel with the reference it is checked against);
+1. the leaves: ``config``, ``paper``, ``compute``, ``data``, ``maps``, ``masking``, ``metrics``
+   and ``mrife.kernels`` (the SFCE kernel with the reference it is checked against);
 2. ``losses``: every loss term, built on the kernels;
 3. ``models``: the models and their training contract (``models/base.py``);
 4. ``runs``: the run directory (atomic writes, checkpoints, provenance, ``load_run``);
 5. ``train``: the data loaders and the loop;
-6. what uses trained runs: ``cam``, ``plots``, ``reproduce``;
+6. what uses trained runs: ``cam``, ``plots``, ``predict``, ``reproduce``;
 7. ``cli``, then this package's face (``__init__``, ``__main__``).
 """
 

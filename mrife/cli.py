@@ -1,4 +1,4 @@
-"""The ``mrife`` command: ``train``, ``evaluate``, ``reproduce``, ``info``.
+"""The ``mrife`` command: ``train``, ``evaluate``, ``reproduce``, ``predict``, ``info``.
 
 Examples:
     mrife train --profile smoke --set model.name=segbranch
@@ -6,6 +6,7 @@ Examples:
     mrife evaluate runs/mrife-0123456789 --split val
     mrife reproduce --profile smoke
     mrife reproduce --profile cpu --only mrife deeplabv3plus --seeds 0 1 2
+    mrife predict results/cpu/mrife-b2c5893d2f scene.tif --out maps
     mrife info
 """
 
@@ -54,11 +55,30 @@ def main(argv: list[str] | None = None) -> int:
                        help="override one setting of every run (not seed: use --seeds)")
     repro.add_argument("--no-progress", action="store_true")
 
+    predict = sub.add_parser(
+        "predict", help="landslide maps of whole scenes with a trained run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  mrife predict results/cpu/mrife-b2c5893d2f scene1.tif scene2.png --out maps "
+               "--min-area 100\n\nwrites, per input, <name>_probability and <name>_mask (GeoTIFF with the "
+               "input's CRS,\nor PNG for a plain image), <name>_landslides.geojson and <name>_quicklook.png")
+    predict.add_argument("run", type=Path, help="run directory (its best checkpoint and config)")
+    predict.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
+                         help="PNG, JPEG, TIFF or GeoTIFF scenes; 8 or 16 bits; RGB, RGBA or one band")
+    predict.add_argument("--out", type=Path, required=True, help="output folder")
+    predict.add_argument("--threshold", type=float, default=0.5, help="probability for a landslide pixel (0.5)")
+    predict.add_argument("--overlap", type=float, default=0.5, help="fraction of a window shared with the next (0.5)")
+    predict.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (8)")
+    predict.add_argument("--min-area", type=float, default=0.0,
+                         help="drop polygons smaller than this, in map units squared (pixels for a plain image)")
+    predict.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    predict.add_argument("--overwrite", action="store_true", help="write into an output folder that has files")
+    predict.add_argument("--no-progress", action="store_true")
+
     sub.add_parser("info", help="versions, devices, profiles and data availability")
 
     args = parser.parse_args(argv)
     try:
-        return {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce,
+        return {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce, "predict": _predict,
                 "info": _info}[args.command](args)
     except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
         print(f"mrife {args.command}: error: {err}", file=sys.stderr)
@@ -100,6 +120,50 @@ def _evaluate(args) -> int:
     loader = build_loaders(cfg, build_splits(cfg))[args.split]
     print(json.dumps(evaluate(model, loader, progress=True), indent=1))
     return 0
+
+
+def _predict(args) -> int:
+    import time
+
+    from mrife.compute import resolve_device
+    from mrife.data.raster import Raster
+    from mrife.maps import write_scene_maps
+    from mrife.predict import probability_map
+    from mrife.runs import load_run
+
+    # Everything that can be refused is checked before the first window is read.
+    device = resolve_device(args.device)
+    missing = [str(path) for path in args.inputs if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"input not found: {', '.join(missing)}")
+    if args.out.is_dir() and any(args.out.iterdir()) and not args.overwrite:
+        raise ValueError(f"{args.out} already holds files; choose another --out or pass --overwrite")
+    stems = [path.stem for path in args.inputs]
+    if len(set(stems)) < len(stems):
+        raise ValueError(f"two inputs share a name ({', '.join(sorted({s for s in stems if stems.count(s) > 1}))}), "
+                         "so their outputs would overwrite each other")
+    cfg, model = load_run(args.run)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in args.inputs:
+        tic = time.perf_counter()
+        with Raster(path) as scene:
+            if scene.single_band:
+                print(f"{path}: one band, repeated to RGB", file=sys.stderr)
+            probability = probability_map(model, cfg, scene, args.overlap, args.batch_size, device,
+                                          progress=not args.no_progress)
+            summary = write_scene_maps(args.out, path.stem, probability, scene, args.threshold, args.min_area)
+        units = "map units" if scene.georeferenced else "pixels"
+        print(f"{path.name}: {scene.width}x{scene.height}, {_window_count(scene, cfg, args.overlap)} windows, "
+              f"{time.perf_counter() - tic:.1f} s, {summary['landslides']} landslides, "
+              f"{summary['area']:.1f} {units} squared -> {args.out}")
+    return 0
+
+
+def _window_count(scene, cfg, overlap: float) -> int:
+    from mrife.predict import windows_of
+
+    rows, cols = windows_of(scene.height, scene.width, cfg.data.tile_size, overlap)
+    return len(rows) * len(cols)
 
 
 def _info(args) -> int:

@@ -37,7 +37,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but torch sees no CUDA device; use auto or cpu")
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device; use auto or cpu")
     return device
 
 

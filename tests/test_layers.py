@@ -14,12 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # to) and from units of lower layers, nothing else.
 LAYERS = [
     {"labels"},
-    {"config", "paper", "compute", "data", "masking", "metrics", "kernels"},
+    {"config", "paper", "compute", "data", "maps", "masking", "metrics", "kernels"},
     {"losses"},
     {"models"},
     {"runs"},
     {"train"},
-    {"cam", "plots", "reproduce"},
+    {"cam", "plots", "predict", "reproduce"},
     {"cli"},
     {"__init__", "__main__"},
 ]

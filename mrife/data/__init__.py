@@ -3,13 +3,16 @@ preprocessing, the real Sichuan set and a synthetic relic-landslide generator.""
 
 from mrife.data import synthetic
 from mrife.data.dataset import TileDataset
-from mrife.data.folder import DataError, FolderDataset, Scene, read_image, read_mask
+from mrife.data.errors import DataError
+from mrife.data.folder import FolderDataset, Scene, read_image, read_mask
+from mrife.data.raster import Raster
 from mrife.data.sichuan import SICHUAN_CITATION, sichuan
 from mrife.data.tiling import Tile, print_table_one, split_by_scene, table_one, tile_scenes
 
 __all__ = [
     "DataError",
     "FolderDataset",
+    "Raster",
     "Scene",
     "SICHUAN_CITATION",
     "Tile",

@@ -13,6 +13,19 @@ from mrife.data.transforms import equalize as equalize_histogram
 from mrife.data.transforms import joint_flip_rot, normalize, pad_and_resize, to_uint8
 
 
+def prepare(image: np.ndarray, mask: np.ndarray, input_size: int, equalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The deterministic preprocessing of one tile, the same for training, evaluation and
+    prediction (:mod:`mrife.predict`).
+
+    image: float32 [H, W, 3] in [0, 1]; mask: uint8 [H, W]. Returns uint8 [3, S, S] and
+    uint8 [S, S] (S = ``input_size``): per-channel histogram equalization, then zero-padding
+    to a square and scaling to S x S.
+    """
+    image = equalize_histogram(image) if equalize else image
+    image, mask = pad_and_resize(image, mask, input_size)
+    return to_uint8(image).transpose(2, 0, 1), mask  # [S, S, 3] -> [3, S, S]
+
+
 class TileDataset(Dataset):
     """Tiles ready for the network.
 
@@ -50,10 +63,7 @@ class TileDataset(Dataset):
         images = np.empty((len(tiles), 3, input_size, input_size), np.uint8)
         masks = np.empty((len(tiles), input_size, input_size), np.uint8)
         for i, tile in enumerate(tiles):
-            image = equalize_histogram(tile.image) if equalize else tile.image
-            image, mask = pad_and_resize(image, tile.mask, input_size)
-            images[i] = to_uint8(image).transpose(2, 0, 1)  # [S, S, 3] -> [3, S, S]
-            masks[i] = mask
+            images[i], masks[i] = prepare(tile.image, tile.mask, input_size, equalize)
         self.images = torch.from_numpy(images)  # uint8 [N, 3, S, S]
         self.masks = torch.from_numpy(masks)  # uint8 [N, S, S]
 

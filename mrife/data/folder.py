@@ -13,18 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm.auto import tqdm
 
+from mrife.data.errors import DataError, MissingDataError
+from mrife.data.raster import Raster, open_image
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-
-
-class DataError(ValueError):
-    """A data file or folder that cannot be used; the message names it and the fix."""
-
-
-class MissingDataError(DataError, FileNotFoundError):
-    """A file or folder that should exist does not (also a FileNotFoundError)."""
 
 
 @dataclass
@@ -43,45 +38,15 @@ class Scene:
         return f"Scene({self.name!r}, {h}x{w}, landslide {self.mask.mean():.1%})"
 
 
-def _open(path: Path) -> Image.Image:
-    """Open and fully decode an image file, or raise a DataError naming it."""
-    try:
-        image = Image.open(path)
-        image.load()  # PIL decodes lazily: force it so truncated files fail here
-    except FileNotFoundError as err:
-        raise MissingDataError(f"{path}: file not found") from err
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
-        raise DataError(
-            f"{path}: unreadable image file ({err}); re-export it as PNG or remove it "
-            "together with its partner"
-        ) from err
-    return image
-
-
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as float32 [H, W, 3] in [0, 1].
+    """Read an image as float32 [H, W, 3] in [0, 1], scaled as :class:`mrife.data.raster.Raster`
+    scales it (8-bit / 255; 16-bit and deeper stretched by the scene's percentiles).
 
-    RGB and RGBA (alpha dropped), palette, grayscale (repeated to 3 channels) and 16-bit
-    grayscale (divided by 65535) are accepted.
+    RGB, RGBA (alpha dropped), palette and one-band images (repeated to 3 channels) are
+    accepted, in PNG, JPEG or (Geo)TIFF.
     """
-    path = Path(path)
-    image = _open(path)
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
-        # 16-bit grayscale (PIL may hand it out as 32-bit "I"): full scale is 65535
-        gray = np.asarray(image, dtype=np.float32) / 65535.0
-        if gray.min() < 0 or gray.max() > 1:
-            raise DataError(
-                f"{path}: integer image with values outside 0..65535; save it as 8- or "
-                "16-bit PNG"
-            )
-        return np.repeat(gray[..., None], 3, axis=-1)
-    if image.mode == "F":
-        raise DataError(f"{path}: floating-point image; save it as 8- or 16-bit PNG")
-    if image.mode in ("L", "LA", "1"):
-        image = image.convert("L")
-        gray = np.asarray(image, dtype=np.float32) / 255.0
-        return np.repeat(gray[..., None], 3, axis=-1)
-    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    with Raster(path) as raster:
+        return raster.read()[0]
 
 
 def _mask_values(path: Path, image: Image.Image) -> np.ndarray:
@@ -107,7 +72,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     background. More than two distinct values (e.g. a JPEG-compressed mask) is an error.
     """
     path = Path(path)
-    values = _mask_values(path, _open(path))
+    values = _mask_values(path, open_image(path))
     distinct = np.unique(values)
     if distinct.size > 2:
         packed = values.dtype == np.uint32  # RGB colours packed by _mask_values
@@ -207,14 +172,8 @@ class FolderDataset:
     def _check_sizes(image_path: Path, mask_path: Path) -> None:
         sizes = []
         for path in (image_path, mask_path):
-            try:
-                with Image.open(path) as image:  # reads the header only
-                    sizes.append(image.size)
-            except (OSError, UnidentifiedImageError, SyntaxError) as err:
-                raise DataError(
-                    f"{path}: unreadable image file ({err}); re-export it as PNG or remove "
-                    "it together with its partner"
-                ) from err
+            with Raster(path) as raster:  # reads the header only
+                sizes.append((raster.width, raster.height))
         if sizes[0] != sizes[1]:
             (wi, hi), (wm, hm) = sizes
             raise DataError(

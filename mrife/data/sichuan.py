@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pooch
 
-from mrife.data.folder import DataError, FolderDataset, MissingDataError
+from mrife.data.errors import DataError, MissingDataError
+from mrife.data.folder import FolderDataset
 
 SICHUAN_CITATION = (
     "Zeng Chao, Cao Zhenyu, Su Fenghuan, et al. High-precision aerial imagery and "

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mrife.data.folder import DataError, Scene
+from mrife.data.errors import DataError
+from mrife.data.folder import Scene
 from mrife.labels import IGNORE, LANDSLIDE
 
 SPLITS = ("train", "val", "test")
@@ -47,7 +48,7 @@ class Tile:
         return f"Tile({self.scene!r}, y={self.y}, x={self.x}, {size}x{size}, slide={self.has_slide})"
 
 
-def _starts(length: int, size: int, stride: int, pad_edges: bool) -> list[int]:
+def window_starts(length: int, size: int, stride: int, pad_edges: bool) -> list[int]:
     """Window starts along one axis: every `stride` pixels, the last window aligned to the
     far edge, or (`pad_edges`) running past it."""
     if length <= size:
@@ -82,8 +83,8 @@ def tile_scenes(scenes: Sequence[Scene], size: int, stride: int | None = None,
                 f"scene {scene.name!r}: image {scene.image.shape[:2]} and mask {(h, w)} "
                 "differ in size"
             )
-        for y in _starts(h, size, stride, pad_edges):
-            for x in _starts(w, size, stride, pad_edges):
+        for y in window_starts(h, size, stride, pad_edges):
+            for x in window_starts(w, size, stride, pad_edges):
                 image = np.zeros((size, size, 3), np.float32)
                 mask = np.full((size, size), IGNORE, np.uint8)
                 window_image = scene.image[y : y + size, x : x + size]

@@ -1,0 +1,139 @@
+"""Map products of a landslide probability map, as a geologist opens them in QGIS.
+
+:func:`write_scene_maps` writes, for one scene, into a folder:
+
+- ``<name>_probability.tif`` and ``<name>_mask.tif``: float32 probability (NaN = no data)
+  and uint8 mask (1 landslide, 0 background, 255 no data), with the scene's CRS,
+  transform and size, deflate-compressed; ``.png`` instead for a plain image (probability
+  as 0..255 grey, mask as 0/255 with transparency where there is no data);
+- ``<name>_landslides.geojson``: one polygon per connected landslide region (4-connected),
+  in the scene's CRS (pixel coordinates for a plain image), with its ``area`` in map units
+  squared and its ``mean_probability``; regions smaller than ``min_area`` are dropped;
+- ``<name>_quicklook.png``: the scene with the polygons' outlines drawn.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.features
+import shapely.geometry
+from affine import Affine
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+MASK_NODATA = 255
+QUICKLOOK_SIDE = 2048  # pixels on the quick-look's long side, at most
+OUTLINE = (255, 40, 40)
+
+
+def mask_of(probability: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """uint8 [H, W]: 1 where ``probability >= threshold``, 0 elsewhere, ``MASK_NODATA`` where NaN."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold {threshold} must be between 0 and 1")
+    with np.errstate(invalid="ignore"):
+        mask = (probability >= threshold).astype(np.uint8)
+    mask[np.isnan(probability)] = MASK_NODATA
+    return mask
+
+
+def write_raster(path: Path, array: np.ndarray, scene, nodata: float | None = None) -> Path:
+    """Write one band [H, W] as GeoTIFF (``.tif``) with ``scene``'s CRS and transform."""
+    profile = {"driver": "GTiff", "height": array.shape[0], "width": array.shape[1], "count": 1,
+               "dtype": array.dtype.name, "compress": "deflate", "nodata": nodata,
+               "crs": getattr(scene, "crs", None), "transform": getattr(scene, "transform", Affine.identity())}
+    if max(array.shape) >= 512:
+        profile |= {"tiled": True, "blockxsize": 256, "blockysize": 256}
+    with rasterio.open(path, "w", **profile) as out:
+        out.write(array, 1)
+    return path
+
+
+def write_png(path: Path, array: np.ndarray, valid: np.ndarray) -> Path:
+    """Write uint8 [H, W] as a grey PNG, transparent where not ``valid``."""
+    Image.fromarray(np.stack([array, np.where(valid, 255, 0).astype(np.uint8)], -1), "LA").save(path)
+    return path
+
+
+def landslide_polygons(mask: np.ndarray, probability: np.ndarray, transform: Affine = Affine.identity(),
+                       min_area: float = 0.0) -> list[dict]:
+    """GeoJSON features, one per 4-connected landslide region of ``mask`` (1 = landslide).
+
+    Coordinates go through ``transform`` (pixel -> map); properties: ``id``, ``area`` (map
+    units squared, holes excluded), ``mean_probability`` (over the region's pixels).
+    Regions with an area under ``min_area`` are dropped. Largest first.
+    """
+    regions, count = ndimage.label(mask == 1)  # the default structure is 4-connected
+    if count == 0:
+        return []
+    mean = ndimage.mean(np.nan_to_num(probability), regions, index=np.arange(1, count + 1))
+    features = []
+    for geometry, label in rasterio.features.shapes(regions.astype(np.int32), mask=regions > 0,
+                                                    connectivity=4, transform=transform):
+        polygon = shapely.geometry.shape(geometry)
+        if polygon.area < min_area:
+            continue
+        features.append({"type": "Feature", "geometry": geometry,
+                         "properties": {"area": round(polygon.area, 3),
+                                        "mean_probability": round(float(mean[int(label) - 1]), 4)}})
+    features.sort(key=lambda f: -f["properties"]["area"])
+    for i, feature in enumerate(features):
+        feature["properties"] = {"id": i + 1, **feature["properties"]}
+    return features
+
+
+def write_geojson(path: Path, features: list[dict], crs=None) -> Path:
+    """A FeatureCollection in ``crs`` (named in the legacy ``crs`` member, which QGIS and
+    GDAL read; RFC 7946 readers assume WGS 84 without it)."""
+    collection = {"type": "FeatureCollection", "name": path.stem, "features": features}
+    if crs is not None:
+        epsg = crs.to_epsg()
+        name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else crs.to_string()
+        collection["crs"] = {"type": "name", "properties": {"name": name}}
+    path.write_text(json.dumps(collection))
+    return path
+
+
+def quicklook(path: Path, scene, features: list[dict], transform: Affine = Affine.identity()) -> Path:
+    """The scene (at most :data:`QUICKLOOK_SIDE` pixels a side) with the polygons' outlines."""
+    scale = max(1.0, max(scene.height, scene.width) / QUICKLOOK_SIDE)
+    shape = (max(1, round(scene.height / scale)), max(1, round(scene.width / scale)))
+    image, _ = scene.read(shape=shape)
+    canvas = Image.fromarray((image * 255).round().astype(np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    to_pixels = ~transform
+    sy, sx = shape[0] / scene.height, shape[1] / scene.width
+    for feature in features:
+        for ring in feature["geometry"]["coordinates"]:
+            points = [to_pixels * xy for xy in ring]
+            draw.line([(c * sx, r * sy) for c, r in points], fill=OUTLINE, width=2)
+    canvas.save(path, optimize=True)
+    return path
+
+
+def write_scene_maps(out: Path, name: str, probability: np.ndarray, scene, threshold: float = 0.5,
+                     min_area: float = 0.0) -> dict:
+    """Write every map product of one scene into ``out`` (see the module's docstring).
+
+    Returns a summary: ``files``, ``landslides`` (polygon count), ``area`` (their total,
+    map units squared).
+    """
+    mask = mask_of(probability, threshold)
+    transform = getattr(scene, "transform", Affine.identity()) if scene.georeferenced else Affine.identity()
+    if scene.georeferenced:
+        files = [write_raster(out / f"{name}_probability.tif", probability.astype(np.float32), scene, np.nan),
+                 write_raster(out / f"{name}_mask.tif", mask, scene, MASK_NODATA)]
+    else:
+        valid = mask != MASK_NODATA
+        grey = np.rint(np.nan_to_num(probability) * 255).astype(np.uint8)
+        files = [write_png(out / f"{name}_probability.png", grey, valid),
+                 write_png(out / f"{name}_mask.png", np.where(mask == 1, 255, 0).astype(np.uint8), valid)]
+    features = landslide_polygons(mask, probability, transform, min_area)
+    files.append(write_geojson(out / f"{name}_landslides.geojson", features,
+                               scene.crs if scene.georeferenced else None))
+    files.append(quicklook(out / f"{name}_quicklook.png", scene, features, transform))
+    return {"files": files, "landslides": len(features),
+            "area": float(sum(f["properties"]["area"] for f in features))}

@@ -1,0 +1,169 @@
+"""Landslide probability over whole scenes, from a trained run.
+
+A scene is read window by window -- a window is the run's tile (``data.tile_size`` scene
+pixels) -- and each window is prepared exactly as the run's tiles were
+(:func:`mrife.data.dataset.prepare`: histogram equalization, scaling to the input size,
+ImageNet normalization). Windows overlap; their landslide probabilities, scaled back to
+scene pixels, are blended with a weight that falls smoothly towards a window's border,
+so no seam shows where windows meet. Only one batch of windows is in memory at a time,
+read from disk with windowed reads; the output is one float32 array of the scene's size.
+
+    from mrife.predict import predict
+    probability = predict("results/cpu/mrife-b2c5893d2f", "scene.tif")  # float32 [H, W]
+
+:mod:`mrife.maps` turns the probability into a mask, polygons and a quick-look;
+``mrife predict`` does both for a list of files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rasterio.windows import Window
+from tqdm.auto import tqdm
+
+from mrife.compute import resolve_device
+from mrife.config import RunConfig
+from mrife.data.dataset import prepare
+from mrife.data.raster import Raster
+from mrife.data.tiling import window_starts
+from mrife.data.transforms import normalize
+from mrife.labels import LANDSLIDE
+from mrife.runs import load_run
+
+
+class ArrayScene:
+    """An image already in memory, read like a :class:`~mrife.data.raster.Raster`.
+
+    image: [H, W, 3], uint8 (divided by 255) or float in [0, 1]; NaN pixels are no data.
+    """
+
+    georeferenced = False
+
+    def __init__(self, image: np.ndarray):
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image of shape {image.shape}: expected [H, W, 3] (RGB)")
+        if image.dtype == np.uint8:
+            image = image.astype(np.float32) / 255.0
+        elif not np.issubdtype(image.dtype, np.floating):
+            raise ValueError(f"image of dtype {image.dtype}: expected uint8, or float in [0, 1]")
+        elif np.nanmin(image) < 0 or np.nanmax(image) > 1:
+            raise ValueError("float image with values outside [0, 1]: scale it first")
+        self.image = image.astype(np.float32)
+        self.height, self.width = image.shape[:2]
+
+    def read(self, window: Window | None = None, shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(image float32 [h, w, 3], valid bool [h, w])`` of ``window`` (default: all),
+        sampled (nearest) to ``shape`` when given."""
+        part = self.image if window is None else self.image[window.toslices()]
+        if shape:
+            rows = np.linspace(0, part.shape[0] - 1, shape[0]).round().astype(int)
+            cols = np.linspace(0, part.shape[1] - 1, shape[1]).round().astype(int)
+            part = part[rows][:, cols]
+        valid = ~np.isnan(part).any(-1)
+        return np.nan_to_num(part), valid
+
+
+def blend_weight(size: int) -> np.ndarray:
+    """float64 [size]: a window's weight along one axis, sin^2 from near 0 at the borders
+    to 1 at the centre, never 0 (a border pixel covered by one window keeps its value)."""
+    return np.sin(np.pi * (np.arange(size) + 0.5) / size) ** 2
+
+
+def windows_of(height: int, width: int, size: int, overlap: float) -> tuple[list[int], list[int]]:
+    """Window rows and columns (top-left corners, scene pixels) for ``overlap`` in [0, 1).
+
+    Windows are ``size`` pixels, taken every ``size * (1 - overlap)``; the last one along
+    each axis ends at the scene's edge (a scene smaller than a window: one window, padded).
+    """
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap {overlap} must be in [0, 1) (a fraction of the window)")
+    stride = max(1, round(size * (1 - overlap)))
+    return window_starts(height, size, stride, pad_edges=False), window_starts(width, size, stride, pad_edges=False)
+
+
+def _weight_sums(length: int, starts: list[int], weight: np.ndarray) -> np.ndarray:
+    """float64 [length]: the sum of the window weights over every window covering each pixel."""
+    total = np.zeros(length)
+    for start in starts:
+        n = min(len(weight), length - start)
+        total[start:start + n] += weight[:n]
+    return total
+
+
+def _window_batch(scene, corners, cfg: RunConfig) -> tuple[torch.Tensor, list[tuple[int, int, np.ndarray]]]:
+    """The network's input for windows at ``corners`` [B, 3, S, S], and each window's
+    ``(height, width, valid)`` inside the scene."""
+    size, inputs, kept = cfg.data.tile_size, [], []
+    for y, x in corners:
+        h, w = min(size, scene.height - y), min(size, scene.width - x)
+        part, valid = scene.read(Window(x, y, w, h))
+        tile = np.zeros((size, size, 3), np.float32)  # padded past the scene's edge, as tiles are
+        tile[:h, :w] = part
+        image, _ = prepare(tile, np.zeros((size, size), np.uint8), cfg.data.input_size, cfg.data.equalize)
+        inputs.append(image)
+        kept.append((h, w, valid))
+    return normalize(torch.from_numpy(np.stack(inputs)).float() / 255.0), kept
+
+
+@torch.inference_mode()
+def probability_map(model: torch.nn.Module, cfg: RunConfig, scene, overlap: float = 0.5, batch_size: int = 8,
+                    device: str | torch.device = "cpu", progress: bool = True) -> np.ndarray:
+    """Landslide probability of every pixel of ``scene``: float32 [H, W] in [0, 1], NaN
+    where the scene has no data (nodata or transparent).
+
+    Args:
+        model: a trained model of ``cfg`` (put in eval mode and moved to ``device`` here).
+        scene: a :class:`~mrife.data.raster.Raster`, an :class:`ArrayScene`, or anything
+            with ``height``, ``width`` and ``read(window) -> (image, valid)``.
+        overlap: the fraction of a window its neighbour shares (0.5: half a window).
+        batch_size: windows per forward pass.
+    """
+    device = torch.device(device)
+    model = model.eval().to(device)
+    size = cfg.data.tile_size
+    rows, cols = windows_of(scene.height, scene.width, size, overlap)
+    weight = blend_weight(size)
+    total = np.outer(_weight_sums(scene.height, rows, weight), _weight_sums(scene.width, cols, weight))
+    blended = np.zeros((scene.height, scene.width), np.float32)
+    corners = [(y, x) for y in rows for x in cols]
+    with tqdm(total=len(corners), desc="windows", unit="window", disable=not progress) as bar:
+        for first in range(0, len(corners), batch_size):
+            batch = corners[first:first + batch_size]
+            images, kept = _window_batch(scene, batch, cfg)
+            logits = model(images.to(device)).float()  # [B, 2, S, S]
+            probability = F.interpolate(logits.softmax(1)[:, LANDSLIDE:LANDSLIDE + 1], size=(size, size),
+                                        mode="bilinear", align_corners=False)[:, 0].cpu().numpy()
+            for (y, x), (h, w, valid), p in zip(batch, kept, probability):
+                p = np.where(valid, p[:h, :w], np.nan)  # no data stays NaN through the blend
+                blended[y:y + h, x:x + w] += p * np.outer(weight[:h], weight[:w])
+            bar.update(len(batch))
+    blended /= total
+    return blended
+
+
+def open_scene(image) -> Raster | ArrayScene:
+    """A path (opened as a :class:`~mrife.data.raster.Raster`: call ``close``), an array, or
+    a scene as it is."""
+    if isinstance(image, (str, Path)):
+        return Raster(image)
+    if isinstance(image, np.ndarray):
+        return ArrayScene(image)
+    return image
+
+
+def predict(run, image, overlap: float = 0.5, batch_size: int = 8, device: str = "auto",
+            progress: bool = True) -> np.ndarray:
+    """Landslide probability float32 [H, W] of ``image`` (a path or an [H, W, 3] array) with
+    the best checkpoint of the run directory ``run``, or ``run = (cfg, model)``."""
+    cfg, model = load_run(run) if isinstance(run, (str, Path)) else run
+    scene = open_scene(image)
+    try:
+        return probability_map(model, cfg, scene, overlap, batch_size, resolve_device(device), progress)
+    finally:
+        if isinstance(scene, Raster):
+            scene.close()
