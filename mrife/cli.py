@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override one setting, e.g. --set train.lr=0.01 (repeatable)")
     train.add_argument("--out", type=Path, default=Path("runs"), help="root of run directories")
+    train.add_argument("--force", action="store_true",
+                       help="delete the run directory's files and train again (default: skip a finished run, "
+                            "resume an interrupted one)")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     evaluate = sub.add_parser("evaluate", help="metrics of a run's best checkpoint")
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (8)")
     predict.add_argument("--min-area", type=float, default=0.0,
                          help="drop polygons smaller than this, in map units squared (pixels for a plain image)")
+    predict.add_argument("--gpkg", action="store_true", help="also write the polygons as a GeoPackage")
     predict.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     predict.add_argument("--overwrite", action="store_true", help="write into an output folder that has files")
     predict.add_argument("--no-progress", action="store_true")
@@ -90,7 +94,7 @@ def _train(args) -> int:
 
     cfg = apply_overrides(load_yaml(args.config), args.overrides) if args.config else \
         load_profile(args.profile, args.overrides)
-    run = fit(cfg, args.out, progress=not args.no_progress)
+    run = fit(cfg, args.out, progress=not args.no_progress, force=args.force)
     print(f"run directory: {run}")
     print(json.dumps(json.loads((run / "test_metrics.json").read_text()), indent=1))
     return 0
@@ -151,7 +155,8 @@ def _predict(args) -> int:
                 print(f"{path}: one band, repeated to RGB", file=sys.stderr)
             probability = probability_map(model, cfg, scene, args.overlap, args.batch_size, device,
                                           progress=not args.no_progress)
-            summary = write_scene_maps(args.out, path.stem, probability, scene, args.threshold, args.min_area)
+            summary = write_scene_maps(args.out, path.stem, probability, scene, args.threshold, args.min_area,
+                                       geopackage=args.gpkg)
         units = "map units" if scene.georeferenced else "pixels"
         print(f"{path.name}: {scene.width}x{scene.height}, {_window_count(scene, cfg, args.overlap)} windows, "
               f"{time.perf_counter() - tic:.1f} s, {summary['landslides']} landslides, "

@@ -9,6 +9,7 @@
 - ``<name>_landslides.geojson``: one polygon per connected landslide region (4-connected),
   in the scene's CRS (pixel coordinates for a plain image), with its ``area`` in map units
   squared and its ``mean_probability``; regions smaller than ``min_area`` are dropped;
+- ``<name>_landslides.gpkg`` (when asked): the same polygons as a GeoPackage;
 - ``<name>_quicklook.png``: the scene with the polygons' outlines drawn.
 """
 
@@ -35,7 +36,7 @@ def mask_of(probability: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     if not 0 < threshold < 1:
         raise ValueError(f"threshold {threshold} must be between 0 and 1")
     with np.errstate(invalid="ignore"):
-        mask = (probability >= threshold).astype(np.uint8)
+        mask = (probability >= threshold).view(np.uint8)  # the bools' bytes: no second copy
     mask[np.isnan(probability)] = MASK_NODATA
     return mask
 
@@ -66,12 +67,13 @@ def landslide_polygons(mask: np.ndarray, probability: np.ndarray, transform: Aff
     units squared, holes excluded), ``mean_probability`` (over the region's pixels).
     Regions with an area under ``min_area`` are dropped. Largest first.
     """
-    regions, count = ndimage.label(mask == 1)  # the default structure is 4-connected
+    landslide = mask == 1
+    regions, count = ndimage.label(landslide)  # int32; the default structure is 4-connected
     if count == 0:
         return []
-    mean = ndimage.mean(np.nan_to_num(probability), regions, index=np.arange(1, count + 1))
+    mean = _region_means(regions, probability, count)
     features = []
-    for geometry, label in rasterio.features.shapes(regions.astype(np.int32), mask=regions > 0,
+    for geometry, label in rasterio.features.shapes(regions, mask=landslide,
                                                     connectivity=4, transform=transform):
         polygon = shapely.geometry.shape(geometry)
         if polygon.area < min_area:
@@ -85,6 +87,17 @@ def landslide_polygons(mask: np.ndarray, probability: np.ndarray, transform: Aff
     return features
 
 
+def _region_means(regions: np.ndarray, probability: np.ndarray, count: int, rows: int = 512) -> np.ndarray:
+    """float64 [count]: the mean probability of regions 1..count, summed a strip of
+    ``rows`` rows at a time (a whole-scene bincount would copy the labels to int64)."""
+    sums, sizes = np.zeros(count + 1), np.zeros(count + 1)
+    for top in range(0, regions.shape[0], rows):
+        labels = regions[top:top + rows].ravel()
+        sums += np.bincount(labels, weights=np.nan_to_num(probability[top:top + rows].ravel()), minlength=count + 1)
+        sizes += np.bincount(labels, minlength=count + 1)
+    return sums[1:] / sizes[1:]
+
+
 def write_geojson(path: Path, features: list[dict], crs=None) -> Path:
     """A FeatureCollection in ``crs`` (named in the legacy ``crs`` member, which QGIS and
     GDAL read; RFC 7946 readers assume WGS 84 without it)."""
@@ -94,6 +107,19 @@ def write_geojson(path: Path, features: list[dict], crs=None) -> Path:
         name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else crs.to_string()
         collection["crs"] = {"type": "name", "properties": {"name": name}}
     path.write_text(json.dumps(collection))
+    return path
+
+
+def write_geopackage(path: Path, features: list[dict], crs=None) -> Path:
+    """The polygons of :func:`landslide_polygons` as a GeoPackage layer in ``crs``."""
+    from pyogrio.raw import write  # a GDAL of its own: loaded only when a GeoPackage is asked for
+
+    geometry = np.array([shapely.to_wkb(shapely.geometry.shape(f["geometry"])) for f in features], dtype=object)
+    fields = ["id", "area", "mean_probability"]
+    values = [np.array([f["properties"][k] for f in features], dtype=np.int64 if k == "id" else np.float64)
+              for k in fields]
+    write(path, geometry, values, fields, driver="GPKG", geometry_type="Polygon",
+          crs=None if crs is None else crs.to_wkt())
     return path
 
 
@@ -115,7 +141,7 @@ def quicklook(path: Path, scene, features: list[dict], transform: Affine = Affin
 
 
 def write_scene_maps(out: Path, name: str, probability: np.ndarray, scene, threshold: float = 0.5,
-                     min_area: float = 0.0) -> dict:
+                     min_area: float = 0.0, geopackage: bool = False) -> dict:
     """Write every map product of one scene into ``out`` (see the module's docstring).
 
     Returns a summary: ``files``, ``landslides`` (polygon count), ``area`` (their total,
@@ -124,7 +150,7 @@ def write_scene_maps(out: Path, name: str, probability: np.ndarray, scene, thres
     mask = mask_of(probability, threshold)
     transform = getattr(scene, "transform", Affine.identity()) if scene.georeferenced else Affine.identity()
     if scene.georeferenced:
-        files = [write_raster(out / f"{name}_probability.tif", probability.astype(np.float32), scene, np.nan),
+        files = [write_raster(out / f"{name}_probability.tif", probability.astype(np.float32, copy=False), scene, np.nan),
                  write_raster(out / f"{name}_mask.tif", mask, scene, MASK_NODATA)]
     else:
         valid = mask != MASK_NODATA
@@ -132,8 +158,10 @@ def write_scene_maps(out: Path, name: str, probability: np.ndarray, scene, thres
         files = [write_png(out / f"{name}_probability.png", grey, valid),
                  write_png(out / f"{name}_mask.png", np.where(mask == 1, 255, 0).astype(np.uint8), valid)]
     features = landslide_polygons(mask, probability, transform, min_area)
-    files.append(write_geojson(out / f"{name}_landslides.geojson", features,
-                               scene.crs if scene.georeferenced else None))
+    crs = scene.crs if scene.georeferenced else None
+    files.append(write_geojson(out / f"{name}_landslides.geojson", features, crs))
+    if geopackage:
+        files.append(write_geopackage(out / f"{name}_landslides.gpkg", features, crs))
     files.append(quicklook(out / f"{name}_quicklook.png", scene, features, transform))
     return {"files": files, "landslides": len(features),
             "area": float(sum(f["properties"]["area"] for f in features))}

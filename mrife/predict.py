@@ -128,7 +128,6 @@ def probability_map(model: torch.nn.Module, cfg: RunConfig, scene, overlap: floa
     size = cfg.data.tile_size
     rows, cols = windows_of(scene.height, scene.width, size, overlap)
     weight = blend_weight(size)
-    total = np.outer(_weight_sums(scene.height, rows, weight), _weight_sums(scene.width, cols, weight))
     blended = np.zeros((scene.height, scene.width), np.float32)
     corners = [(y, x) for y in rows for x in cols]
     with tqdm(total=len(corners), desc="windows", unit="window", disable=not progress) as bar:
@@ -142,7 +141,10 @@ def probability_map(model: torch.nn.Module, cfg: RunConfig, scene, overlap: floa
                 p = np.where(valid, p[:h, :w], np.nan)  # no data stays NaN through the blend
                 blended[y:y + h, x:x + w] += p * np.outer(weight[:h], weight[:w])
             bar.update(len(batch))
-    blended /= total
+    # The windows form a grid and the weight is a product of row and column weights, so
+    # the total weight is too: divided axis by axis, no second scene-sized array.
+    blended /= _weight_sums(scene.height, rows, weight).astype(np.float32)[:, None]
+    blended /= _weight_sums(scene.width, cols, weight).astype(np.float32)[None, :]
     return blended
 
 

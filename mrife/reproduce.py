@@ -432,7 +432,7 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
     return table
 
 
-def choice_table(profile: str, choice: str, root=None) -> pd.DataFrame:
+def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd.DataFrame:
     """The candidates of an open choice (:data:`CHOICES`) on the validation split.
 
     Each candidate's score is the best validation lIoU of its run (the epoch whose
@@ -440,7 +440,9 @@ def choice_table(profile: str, choice: str, root=None) -> pd.DataFrame:
     candidate with the highest mean is ``chosen`` when it leads the runner-up by more
     than the larger of their two standard deviations over seeds; otherwise the choice is
     ``within seed noise`` and the simpler candidate listed first (the current default)
-    stays. The test split is never read.
+    stays. Nothing is decided before the leader and the runner-up each have
+    ``min_seeds`` seeds (the leader is then marked as leading, with too few seeds). The
+    test split is never read.
 
     Returns:
         A DataFrame indexed by candidate with columns ``overrides``, ``val lIoU``
@@ -466,7 +468,9 @@ def choice_table(profile: str, choice: str, root=None) -> pd.DataFrame:
         noise = np.nanmax([ranked.loc[top, "sd"], ranked.loc[second, "sd"], 0.0])
         lead = ranked.loc[top, "val lIoU"] - ranked.loc[second, "val lIoU"]
         default = CHOICES[choice][0]
-        if lead > noise:
+        if min(ranked.loc[top, "n"], ranked.loc[second, "n"]) < min_seeds:
+            table.loc[top, "decision"] = f"leading; undecided below {min_seeds} seeds"
+        elif lead > noise:
             table.loc[top, "decision"] = "chosen"
         else:
             table.loc[top, "decision"] = "best, within seed noise"

@@ -6,14 +6,15 @@ A run directory ``<root>/<model>-<config hash>/`` holds:
 - ``history.json``: one record per epoch (each loss term, validation metrics, seconds);
 - ``best.pt``: the weights of the epoch with the best validation lIoU;
 - ``last.pt`` (model, optimizer, schedule, gradient scaler, epoch, best validation lIoU,
-  history, seconds so far): for resuming, while the run is under way; removed once the run is finished, since a finished run is never trained again
-  (it is twice the size of ``best.pt``);
+  history, seconds so far, the code of each try): for resuming, while the run is under
+  way; removed once the run is finished, since a finished run is never trained again (it
+  is twice the size of ``best.pt``);
 - ``test_confusions.json``: the best checkpoint's pixel counts ``[TP, FP, FN, TN]`` per
   test scene (what the scene and seed bootstraps resample);
 - ``test_metrics.json``: the best checkpoint on the test split; its presence marks the
   run finished;
-- ``provenance.json``: git commit (and whether the tree had uncommitted changes), package
-  versions, seed, device, precision, threads, wall time.
+- ``provenance.json``: the git commit each try started from (and whether the tree had
+  uncommitted changes), package versions, seed, device, precision, threads, wall time.
 
 Every file is written atomically (temporary file, then rename), so an interrupted run
 loses at most the epoch under way and resumes from its last complete one. Checkpoints are
@@ -22,6 +23,7 @@ read with ``weights_only=True``: a checkpoint from elsewhere cannot run code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -34,12 +36,23 @@ import torch
 
 from mrife.compute import Compute
 from mrife.config import RunConfig, config_hash, load_yaml
+from mrife.data.folder import fingerprint
 from mrife.models import SegmentationModel, build_model
+
+BUILT_IN_SOURCES = ("sichuan", "synthetic")  # checksummed downloads, or generated from the config
 
 
 def run_dir_for(cfg: RunConfig, root: str | Path = "runs") -> Path:
-    """``<root>/<model>-<config hash>``: the directory of the run ``cfg`` describes."""
-    return Path(root) / f"{cfg.model.name}-{config_hash(cfg)}"
+    """``<root>/<model>-<identity>``: the directory of the run ``cfg`` describes.
+
+    The identity is the config's hash; for a data folder (``data.source`` a path) it also
+    covers the folder's :func:`~mrife.data.folder.fingerprint`, so editing the data makes
+    a new run.
+    """
+    identity = config_hash(cfg)
+    if cfg.data.source not in BUILT_IN_SOURCES:
+        identity = hashlib.sha256(f"{identity}:{fingerprint(cfg.data.source)}".encode()).hexdigest()[:10]
+    return Path(root) / f"{cfg.model.name}-{identity}"
 
 
 def is_finished(run: Path) -> bool:

@@ -7,6 +7,7 @@ loop knows a model only through the training contract of :mod:`mrife.models.base
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -24,6 +25,19 @@ from mrife.runs import (code_version, is_finished, load_checkpoint, provenance, 
 
 
 # ---------------------------------------------------------------- data
+def scenes_of(cfg: RunConfig, progress: bool = True) -> list[data.Scene]:
+    """The whole scenes of ``cfg.data.source``: synthetic, the Sichuan set, or a folder."""
+    d = cfg.data
+    if d.source == "synthetic":
+        return data.synthetic.make_scenes(
+            d.synthetic_scenes, size=d.synthetic_size, difficulty=d.difficulty,
+            slide_fraction=d.slide_fraction, seed=d.split_seed,
+        )
+    if d.source == "sichuan":
+        return data.sichuan().scenes(progress)
+    return data.FolderDataset(d.source).scenes(progress)
+
+
 def build_splits(cfg: RunConfig, progress: bool = True) -> dict[str, list[data.Tile]]:
     """Scenes of ``cfg.data.source`` cut into tiles and split 6:2:2 by scene.
 
@@ -32,15 +46,7 @@ def build_splits(cfg: RunConfig, progress: bool = True) -> dict[str, list[data.T
     (ignored pixels), so that no pixel is scored twice.
     """
     d = cfg.data
-    if d.source == "synthetic":
-        scenes = data.synthetic.make_scenes(
-            d.synthetic_scenes, size=d.synthetic_size, difficulty=d.difficulty,
-            slide_fraction=d.slide_fraction, seed=d.split_seed,
-        )
-    elif d.source == "sichuan":
-        scenes = data.sichuan().scenes(progress)
-    else:
-        scenes = data.FolderDataset(d.source).scenes(progress)
+    scenes = scenes_of(cfg, progress)
     train = data.split_by_scene(data.tile_scenes(scenes, d.tile_size, d.tile_stride), d.split, d.split_seed)
     scored = data.split_by_scene(data.tile_scenes(scenes, d.tile_size, pad_edges=True), d.split, d.split_seed)
     return {"train": train["train"], "val": scored["val"], "test": scored["test"]}
@@ -117,13 +123,16 @@ def confusion_by_scene(model, loader: DataLoader, compute: Compute | None = None
 
 
 # ---------------------------------------------------------------- the loop
-def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True) -> Path:
+def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force: bool = False) -> Path:
     """Train ``cfg`` into its run directory under ``root``; resume or skip if it exists.
 
     Returns the run directory. A finished run (``test_metrics.json`` present) is returned
-    as it is; an interrupted one resumes after its last complete epoch.
+    as it is; an interrupted one resumes after its last complete epoch. ``force`` deletes
+    what the directory holds and trains the run again from the start.
     """
     run = run_dir_for(cfg, root)
+    if force and run.exists():
+        shutil.rmtree(run)
     if is_finished(run):
         return run
     run.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pyogrio
 import pytest
 import rasterio
 import shapely.geometry
@@ -15,7 +16,7 @@ from mrife.config import load_profile, save_yaml
 from mrife.data.dataset import prepare
 from mrife.data.raster import Raster
 from mrife.data.transforms import MEAN, STD, normalize
-from mrife.maps import MASK_NODATA, write_scene_maps
+from mrife.maps import MASK_NODATA, write_geopackage, write_scene_maps
 from mrife.models import build_model
 from mrife.predict import ArrayScene, probability_map
 
@@ -85,6 +86,10 @@ def test_maps_keep_the_scenes_crs_transform_and_size_and_find_the_landslide(tmp_
     assert summary["landslides"] == len(collection["features"]) == 1, "min_area should drop specks"
     assert (tmp_path / "scene_quicklook.png").exists()
 
+    write_geopackage(tmp_path / "scene.gpkg", collection["features"], rasterio.crs.CRS.from_epsg(32648))
+    info = pyogrio.read_info(tmp_path / "scene.gpkg")
+    assert info["crs"] == "EPSG:32648" and info["features"] == 1 and list(info["fields"]) == ["id", "area", "mean_probability"]
+
 
 def test_an_image_that_fits_one_window_is_one_forward_pass():
     cfg = load_profile("smoke", ["model.name=segbranch"])
@@ -139,9 +144,10 @@ def test_nodata_and_alpha_are_carried_into_the_mask(tmp_path):
 def test_cli_writes_every_product_and_a_summary(tmp_path, capsys):
     run = make_run(tmp_path)
     path, _ = planted_scene(tmp_path / "scene.tif")
-    assert main(["predict", str(run), str(path), "--out", str(tmp_path / "maps"), "--no-progress"]) == 0
+    assert main(["predict", str(run), str(path), "--out", str(tmp_path / "maps"), "--no-progress", "--gpkg"]) == 0
     names = sorted(p.name for p in (tmp_path / "maps").iterdir())
-    assert names == ["scene_landslides.geojson", "scene_mask.tif", "scene_probability.tif", "scene_quicklook.png"]
+    assert names == ["scene_landslides.geojson", "scene_landslides.gpkg", "scene_mask.tif", "scene_probability.tif",
+                     "scene_quicklook.png"]
     assert "scene.tif: 260x300, 72 windows" in capsys.readouterr().out  # 9 rows x 8 columns of 64-px windows every 32 px
 
 

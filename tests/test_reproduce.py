@@ -202,6 +202,9 @@ def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
     reproduce("smoke", tmp_path, ["segbranch", "segbranch-lr"], progress=False, seeds=[0, 1])
     table = reproduce_module.choice_table("smoke", "toy", root=tmp_path)
     assert table["n"].tolist() == [2, 2], "both candidates over two seeds"
+    assert table["decision"].str.startswith("leading; undecided").sum() == 1 and \
+        not table["decision"].isin(["chosen", "kept: no clear winner"]).any(), "two seeds are too few to decide"
+    table = reproduce_module.choice_table("smoke", "toy", root=tmp_path, min_seeds=2)
     best_val = [max(r.history["val_lIoU"]) for r in results("smoke", "segbranch", root=tmp_path)]
     assert table.loc["segbranch", "val lIoU"] == pytest.approx(sum(best_val) / 2), "mean of the best val lIoU"
     assert "test" not in " ".join(table.columns), "a choice is judged without the test split"

@@ -130,6 +130,30 @@ def test_cli_train_evaluate_info(tmp_path, capsys):
     cfg, model = load_run(run)
     assert not model.training and cfg.model.name == "mrife"
 
+    # --force trains the finished run again, in place
+    before = (run / "test_metrics.json").stat().st_mtime_ns
+    assert main([*args, *sum((["--set", o] for o in TINY), []), "--force"]) == 0
+    assert (run / "test_metrics.json").stat().st_mtime_ns != before, "--force did not train again"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [run.name], "--force should retrain in place"
+
+
+def test_editing_a_data_folder_makes_a_new_run(tmp_path):
+    from test_data import make_folder
+
+    root = make_folder(tmp_path / "data", n=3)
+    cfg = load_profile("smoke", [f"data.source={root}"])
+    first = runs_module.run_dir_for(cfg, tmp_path)
+    assert runs_module.run_dir_for(cfg, tmp_path) == first, "the same folder must give the same run"
+    image = root / "images" / "a1.png"
+    data = bytearray(image.read_bytes())
+    (root / "images" / "a1.png").unlink()
+    make_folder(tmp_path / "other", n=3)  # the same names, other pixels
+    image.write_bytes((tmp_path / "other" / "images" / "a1.png").read_bytes())
+    assert runs_module.run_dir_for(cfg, tmp_path) == first, "identical bytes, identical run"
+    data[-20] ^= 0xFF  # one byte of the image data edited
+    image.write_bytes(bytes(data))
+    assert runs_module.run_dir_for(cfg, tmp_path) != first, "an edited image must make a new run"
+
 
 class _Payload:
     """Pickles to a call of print: what a malicious checkpoint would make os.system."""

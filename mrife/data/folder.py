@@ -8,6 +8,7 @@ the image stem with `Label` before its trailing number (the Sichuan set's rule:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,3 +217,31 @@ class FolderDataset:
 
     def __repr__(self) -> str:
         return f"FolderDataset({str(self.root)!r}, {len(self)} scenes)"
+
+
+_DIGESTS: dict[tuple, str] = {}  # (path, size, mtime, ctime) -> digest, for this process
+
+
+def _file_digest(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+def fingerprint(root: str | Path) -> str:
+    """Sixteen hex digits that change when a file of the data folder ``root`` is added,
+    removed, renamed or edited: a hash over the names, sizes and bytes of every file under
+    ``images/`` and ``masks/``. Part of a run's identity (:func:`mrife.runs.run_dir_for`),
+    so that training on an edited folder is a new run rather than the old one returned."""
+    dataset = FolderDataset(root)
+    digest = hashlib.sha256()
+    for i in range(len(dataset)):
+        for path in dataset.paths(i):
+            digest.update(f"{path.parent.name}/{path.name}:{path.stat().st_size}:{_file_digest(path)}\n".encode())
+    return digest.hexdigest()[:16]
