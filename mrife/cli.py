@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--force", action="store_true",
                        help="delete the run directory's files and train again (default: skip a finished run, "
                             "resume an interrupted one)")
+    train.add_argument("--dry-run", action="store_true",
+                       help="build the data, model, optimizer and loaders, time two training steps, print "
+                            "the memory and the projected training time; write nothing")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     evaluate = sub.add_parser("evaluate", help="metrics of a run's best checkpoint")
@@ -94,6 +97,8 @@ def _train(args) -> int:
 
     cfg = apply_overrides(load_yaml(args.config), args.overrides) if args.config else \
         load_profile(args.profile, args.overrides)
+    if args.dry_run:
+        return _dry_run(cfg, progress=not args.no_progress)
     run = fit(cfg, args.out, progress=not args.no_progress, force=args.force)
     print(f"run directory: {run}")
     print(json.dumps(json.loads((run / "test_metrics.json").read_text()), indent=1))
@@ -113,6 +118,22 @@ def _reproduce(args) -> int:
             test = "" if name in CANDIDATES or args.choices else \
                 "  test lIoU {lIoU:.4f}  F1 {F1:.4f}".format(**json.loads((run / "test_metrics.json").read_text()))
             print(f"{name:22s} seed {seed:<3d} best val lIoU {best_val:.4f}{test}  {run}")
+    return 0
+
+
+def _dry_run(cfg, progress: bool) -> int:
+    from mrife.train import dry_run
+
+    m, d, t = cfg.model, cfg.data, cfg.train
+    print(f"dry run of profile {cfg.profile}: {m.name}, {m.backbone} at output stride {m.output_stride}, "
+          f"input {d.input_size} px, batch {t.batch_size}, {t.workers} loader workers")
+    out = dry_run(cfg, progress=progress)
+    steps = ", ".join(f"{s:.2f} s" for s in out["step_seconds"])
+    print(f"device {out['device']}; {out['steps_per_epoch']} steps per epoch")
+    print(f"step times: {steps} (the first includes warm-up)")
+    print(f"peak memory: {out['peak_memory_mib']:.0f} MiB ({out['memory_kind']})")
+    print(f"projected: {t.epochs} epochs x {out['steps_per_epoch']} steps x {out['step_seconds'][-1]:.2f} s = "
+          f"{out['projected_hours']:.1f} h of training steps (validation not counted)")
     return 0
 
 

@@ -71,6 +71,13 @@ def atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
+def remove_partial_writes(run: Path) -> None:
+    """Delete what a killed process left of an :func:`atomic_write` (``.<name>.*`` files):
+    the file it was replacing is intact beside it."""
+    for partial in run.glob(".*.*"):
+        partial.unlink(missing_ok=True)
+
+
 def write_json(path: Path, obj) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1)))
 

@@ -7,11 +7,13 @@ loop knows a model only through the training contract of :mod:`mrife.models.base
 
 from __future__ import annotations
 
+import resource
 import shutil
 import time
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -20,8 +22,8 @@ from mrife.compute import Compute
 from mrife.config import RunConfig, save_yaml
 from mrife.metrics import ConfusionMatrix
 from mrife.models import SegmentationModel, build_model
-from mrife.runs import (code_version, is_finished, load_checkpoint, provenance, run_dir_for,
-                        save_checkpoint, write_json)
+from mrife.runs import (code_version, is_finished, load_checkpoint, provenance, remove_partial_writes,
+                        run_dir_for, save_checkpoint, write_json)
 
 
 # ---------------------------------------------------------------- data
@@ -136,6 +138,7 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force:
     if is_finished(run):
         return run
     run.mkdir(parents=True, exist_ok=True)
+    remove_partial_writes(run)  # a try killed mid-write
     save_yaml(cfg, run / "config.yaml")
     started = time.perf_counter()
 
@@ -175,6 +178,42 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force:
     return run
 
 
+def dry_run(cfg: RunConfig, steps: int = 2, progress: bool = True) -> dict:
+    """Build what a run of ``cfg`` needs -- the data, the loaders with their configured
+    workers, the model, the optimizer -- and time ``steps`` training steps; nothing is
+    written.
+
+    Returns ``steps_per_epoch``, ``step_seconds`` (each step; the first includes warm-up),
+    ``peak_memory_mib`` (CUDA: the most memory allocated; CPU: the process's peak resident
+    set, data included), ``memory_kind``, ``device`` and ``projected_hours``: epochs x steps
+    per epoch x the last step's time (validation not counted).
+    """
+    loaders = build_loaders(cfg, build_splits(cfg, progress))
+    compute = Compute.from_config(cfg.train)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(compute.device, memory_format=compute.memory_format)
+    optimization = (*build_optimizer(cfg, model, len(loaders["train"])), compute.grad_scaler())
+    draws = torch.Generator()
+    seed_epoch(cfg.seed, 0, loaders["train"], draws)
+    model.train()
+    cuda = compute.device.type == "cuda"
+    seconds = []
+    for batch, _ in zip(loaders["train"], range(steps)):
+        tic = time.perf_counter()
+        train_step(model, batch, optimization, draws, compute)
+        if cuda:
+            torch.cuda.synchronize(compute.device)
+        seconds.append(time.perf_counter() - tic)
+    if cuda:
+        memory, kind = torch.cuda.max_memory_allocated(compute.device) / 2**20, "CUDA memory allocated, at most"
+    else:
+        memory, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process resident set, at most"
+    per_epoch = len(loaders["train"])
+    return {"steps_per_epoch": per_epoch, "step_seconds": seconds, "peak_memory_mib": memory,
+            "memory_kind": kind, "device": str(compute.device),
+            "projected_hours": cfg.train.epochs * per_epoch * seconds[-1] / 3600}
+
+
 def resume(run: Path, model, optimizer, schedule, scaler, device) -> dict:
     """The loop's state: ``{"epoch", "best", "history", "seconds", "tries"}``, from ``last.pt``
     if there is one (``tries``: the code version of each earlier try).
@@ -202,6 +241,30 @@ def seed_epoch(seed: int, epoch: int, loader: DataLoader, draws: torch.Generator
     draws.manual_seed(epoch_seed)
 
 
+def train_step(model: SegmentationModel, batch: dict, optimization, draws, compute: Compute) -> dict[str, Tensor]:
+    """One optimizer step on ``batch``; returns the model's loss terms (detached).
+
+    ``optimization`` is ``(optimizer, schedule, scaler)``.
+    """
+    optimizer, schedule, scaler = optimization
+    images, masks = compute.inputs(batch)
+    with compute.autocast():
+        losses = model.training_losses(images, masks, schedule.last_epoch, draws)
+    if not torch.isfinite(losses["loss"]):
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        raise FloatingPointError(
+            f"non-finite loss {values}; training stopped, the last complete epoch's "
+            f"checkpoint is kept (lower train.lr or check the data)"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(losses["loss"]).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    schedule.step()
+    model.after_step()
+    return {k: v.detach() for k, v in losses.items()}
+
+
 def train_epoch(model: SegmentationModel, loader, optimization, draws, compute: Compute,
                 progress: bool) -> dict[str, float]:
     """One pass over ``loader``; returns the mean of each term the model reports, over the
@@ -209,28 +272,13 @@ def train_epoch(model: SegmentationModel, loader, optimization, draws, compute: 
 
     ``optimization`` is ``(optimizer, schedule, scaler)``.
     """
-    optimizer, schedule, scaler = optimization
     model.train()
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     for batch in tqdm(loader, desc="batches", leave=False, disable=not progress):
-        images, masks = compute.inputs(batch)
-        with compute.autocast():
-            losses = model.training_losses(images, masks, schedule.last_epoch, draws)
-        if not torch.isfinite(losses["loss"]):
-            values = {k: float(v.detach()) for k, v in losses.items()}
-            raise FloatingPointError(
-                f"non-finite loss {values}; training stopped, the last complete epoch's "
-                f"checkpoint is kept (lower train.lr or check the data)"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(losses["loss"]).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        schedule.step()
-        model.after_step()
+        losses = train_step(model, batch, optimization, draws, compute)
         for k in losses:
-            sums[k] = sums.get(k, 0.0) + float(losses[k].detach())
+            sums[k] = sums.get(k, 0.0) + float(losses[k])
             counts[k] = counts.get(k, 0) + 1
     return {k: v / counts[k] for k, v in sums.items()}
 

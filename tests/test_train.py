@@ -169,3 +169,17 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         load_run(run)
     assert "a checkpoint ran code" not in capsys.readouterr().out, "the payload must never run"
+
+
+def test_paper_profile_dry_run_builds_everything_and_projects_the_time(capsys):
+    # The paper's model (ResNet101 at output stride 8, three encoders), optimizer and
+    # loaders with its 4 workers, on small synthetic tiles so that two steps take seconds.
+    argv = ["train", "--profile", "paper", "--dry-run", "--no-progress"]
+    for setting in ["data.source=synthetic", "data.synthetic_scenes=6", "data.synthetic_size=128",
+                    "data.tile_size=64", "data.input_size=32", "model.pretrained=false"]:
+        argv += ["--set", setting]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "mrife, resnet101 at output stride 8, input 32 px, batch 4, 4 loader workers" in out
+    assert out.count(" s,") + out.count(" s (") == 2, f"two step times expected: {out}"
+    assert "peak memory:" in out and "projected: 100 epochs x" in out

@@ -1,0 +1,116 @@
+"""Runs survive faults: a SIGKILL at any point, a disk that fills up during a checkpoint write."""
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import mrife.runs as runs_module
+from mrife.config import load_profile
+from mrife.runs import load_checkpoint, run_dir_for
+from mrife.train import fit
+
+# A smoke MRIFE run of three short epochs, trained in child processes of one thread each.
+SETTINGS = ["data.synthetic_scenes=6", "data.synthetic_size=64", "data.tile_size=64", "data.input_size=32",
+            "train.batch_size=2", "train.epochs=3", "train.threads=1"]
+
+# The child announces each checkpoint write after the temporary file is complete and
+# before it is renamed into place, and pauses there, so that the parent can kill it
+# inside the write.
+CHILD = """
+import sys, time
+import mrife.runs as runs
+from mrife.cli import main
+
+real_atomic_write = runs.atomic_write
+
+def announced(path, write):
+    def write_and_pause(tmp):
+        write(tmp)
+        print("checkpoint-write", path.name, flush=True)
+        time.sleep(0.3)
+    real_atomic_write(path, write_and_pause)
+
+runs.atomic_write = announced
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def train_in_child(out, kill_after=None):
+    """Run ``mrife train`` in a child process; with ``kill_after = ("write", n)`` SIGKILL it
+    inside its n-th checkpoint write, with ``("time", s)`` after s seconds. Returns the
+    exit status."""
+    args = ["train", "--profile", "smoke", "--out", str(out), "--no-progress", *sum((["--set", s] for s in SETTINGS), [])]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, *args], stdout=subprocess.PIPE, text=True, env=env)
+    if kill_after is not None and kill_after[0] == "write":
+        writes = 0
+        for line in child.stdout:
+            writes += line.startswith("checkpoint-write")
+            if writes == kill_after[1]:
+                child.send_signal(signal.SIGKILL)
+                break
+    elif kill_after is not None:
+        try:
+            child.wait(timeout=kill_after[1])
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGKILL)
+    child.stdout.read()  # the rest of what it printed, so that it never blocks on a full pipe
+    return child.wait()
+
+
+def outcome(run):
+    history = [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads((run / "history.json").read_text())]
+    return history, json.loads((run / "test_metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_random_points_ends_as_an_uninterrupted_one(tmp_path):
+    assert train_in_child(tmp_path / "whole") == 0
+    run_name = run_dir_for(load_profile("smoke", SETTINGS)).name
+    expected = outcome(tmp_path / "whole" / run_name)
+
+    rng = random.Random(0)  # the kill points: inside checkpoint writes and at random times
+    plan = [("write", rng.randint(1, 3)), ("time", rng.uniform(4.0, 9.0)), ("write", rng.randint(1, 3)),
+            ("time", rng.uniform(4.0, 9.0))]
+    killed = 0
+    for kill_after in plan:
+        status = train_in_child(tmp_path / "killed", kill_after)
+        killed += status == -signal.SIGKILL
+        if status == 0:
+            break
+    assert killed >= 2, f"the plan {plan} should have killed the run at least twice"
+    while train_in_child(tmp_path / "killed") != 0:  # the last try runs to the end
+        pass
+    run = tmp_path / "killed" / run_name
+    assert outcome(run) == expected, "the killed and resumed run ended differently"
+    assert not [p.name for p in run.glob(".*")], "partial writes were left behind"
+
+
+def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    cfg = load_profile("smoke", SETTINGS)
+    whole = outcome(fit(cfg, tmp_path / "whole", progress=False))
+
+    real_save = torch.save
+
+    def disk_fills_up(obj, path, *args, **kwargs):
+        if isinstance(obj, dict) and obj.get("epoch") == 1:  # the resume checkpoint of epoch 1
+            with open(path, "wb") as f:
+                f.write(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(runs_module.torch, "save", disk_fills_up)
+    with pytest.raises(OSError, match="No space left"):
+        fit(cfg, tmp_path / "full", progress=False)
+    run = tmp_path / "full" / run_dir_for(cfg).name
+    assert load_checkpoint(run / "last.pt")["epoch"] == 0, "the previous checkpoint should be intact"
+    assert not list(run.glob(".*")), "the partial file should be removed"
+    monkeypatch.setattr(runs_module.torch, "save", real_save)
+    assert outcome(fit(cfg, tmp_path / "full", progress=False)) == whole, "the rerun should resume and end alike"
