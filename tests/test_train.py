@@ -183,3 +183,23 @@ def test_paper_profile_dry_run_builds_everything_and_projects_the_time(capsys):
     assert "mrife, resnet101 at output stride 8, input 32 px, batch 4, 4 loader workers" in out
     assert out.count(" s,") + out.count(" s (") == 2, f"two step times expected: {out}"
     assert "peak memory:" in out and "projected: 100 epochs x" in out
+
+
+def test_runs_take_the_name_their_config_has_after_a_field_is_added(tmp_path):
+    import yaml
+
+    cfg = load_profile("smoke", [*TINY, "model.name=segbranch"])
+    run = fit(cfg, tmp_path / "smoke", progress=False)
+    # As if the run were trained before `mask.block` existed, under the hash of that time.
+    old = run.parent / "segbranch-0123456789"
+    run.rename(old)
+    saved = yaml.safe_load((old / "config.yaml").read_text())
+    del saved["mask"]["block"]
+    (old / "config.yaml").write_text(yaml.safe_dump(saved))
+    (old.parent / "index.json").write_text(json.dumps({"segbranch": {"0": old.name}}))
+
+    assert runs_module.rename_runs(tmp_path) == {old.name: run.name}
+    assert (run / "best.pt").exists() and not old.exists()
+    assert "block" in yaml.safe_load((run / "config.yaml").read_text())["mask"], "config.yaml should list every field"
+    assert json.loads((run.parent / "index.json").read_text()) == {"segbranch": {"0": run.name}}
+    assert runs_module.rename_runs(tmp_path) == {}, "a second pass has nothing to rename"
