@@ -154,7 +154,7 @@ def _predict(args) -> int:
     from mrife.data.raster import Raster
     from mrife.maps import write_scene_maps
     from mrife.predict import probability_map
-    from mrife.runs import load_run
+    from mrife.runs import load_normalization, load_run
 
     # Everything that can be refused is checked before the first window is read.
     device = resolve_device(args.device)
@@ -168,14 +168,15 @@ def _predict(args) -> int:
         raise ValueError(f"two inputs share a name ({', '.join(sorted({s for s in stems if stems.count(s) > 1}))}), "
                          "so their outputs would overwrite each other")
     cfg, model = load_run(args.run)
+    normalization = load_normalization(args.run, cfg)
     args.out.mkdir(parents=True, exist_ok=True)
     for path in args.inputs:
         tic = time.perf_counter()
-        with Raster(path) as scene:
+        with Raster(path, cfg.data.bands) as scene:
             if scene.single_band:
                 print(f"{path}: one band, repeated to RGB", file=sys.stderr)
             probability = probability_map(model, cfg, scene, args.overlap, args.batch_size, device,
-                                          progress=not args.no_progress)
+                                          progress=not args.no_progress, normalization=normalization)
             summary = write_scene_maps(args.out, path.stem, probability, scene, args.threshold, args.min_area,
                                        geopackage=args.gpkg)
         units = "map units" if scene.georeferenced else "pixels"

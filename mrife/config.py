@@ -38,6 +38,10 @@ class DataConfig:
     """Where images come from and how they become model inputs."""
 
     source: str = project("sichuan")  # "synthetic", "sichuan" or a folder with images/ and masks/
+    # Input bands: 3 is RGB (ImageNet normalization; one-band images repeated); another
+    # count takes that many bands of each image (a folder source) and normalizes each
+    # band with its training-split mean and standard deviation.
+    bands: int = project(3)
     tile_size: int = project(512)  # pixels cut from a scene per sample
     tile_stride: int = project(256)
     input_size: int = paper(512)  # after zero-padding and scaling

@@ -127,7 +127,8 @@ def quicklook(path: Path, scene, features: list[dict], transform: Affine = Affin
     """The scene (at most :data:`QUICKLOOK_SIDE` pixels a side) with the polygons' outlines."""
     scale = max(1.0, max(scene.height, scene.width) / QUICKLOOK_SIDE)
     shape = (max(1, round(scene.height / scale)), max(1, round(scene.width / scale)))
-    image, _ = scene.read(shape=shape)
+    image, _ = scene.read(shape=shape)  # [h, w, bands]: the first three shown as RGB, or the first as grey
+    image = image[..., :3] if image.shape[2] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
     canvas = Image.fromarray((image * 255).round().astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
     to_pixels = ~transform

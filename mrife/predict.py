@@ -30,23 +30,24 @@ from mrife.config import RunConfig
 from mrife.data.dataset import prepare
 from mrife.data.raster import Raster
 from mrife.data.tiling import window_starts
-from mrife.data.transforms import normalize
+from mrife.data.transforms import MEAN, STD, normalize
 from mrife.labels import LANDSLIDE
-from mrife.runs import load_run
+from mrife.runs import load_normalization, load_run
 
 
 class ArrayScene:
     """An image already in memory, read like a :class:`~mrife.data.raster.Raster`.
 
-    image: [H, W, 3], uint8 (divided by 255) or float in [0, 1]; NaN pixels are no data.
+    image: [H, W, C] (C = 3 for RGB), uint8 (divided by 255) or float in [0, 1]; NaN
+    pixels are no data.
     """
 
     georeferenced = False
 
     def __init__(self, image: np.ndarray):
         image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"image of shape {image.shape}: expected [H, W, 3] (RGB)")
+        if image.ndim != 3:
+            raise ValueError(f"image of shape {image.shape}: expected [H, W, C] (C = 3 for RGB)")
         if image.dtype == np.uint8:
             image = image.astype(np.float32) / 255.0
         elif not np.issubdtype(image.dtype, np.floating):
@@ -54,10 +55,10 @@ class ArrayScene:
         elif np.nanmin(image) < 0 or np.nanmax(image) > 1:
             raise ValueError("float image with values outside [0, 1]: scale it first")
         self.image = image.astype(np.float32)
-        self.height, self.width = image.shape[:2]
+        self.height, self.width, self.bands = image.shape
 
     def read(self, window: Window | None = None, shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(image float32 [h, w, 3], valid bool [h, w])`` of ``window`` (default: all),
+        """``(image float32 [h, w, C], valid bool [h, w])`` of ``window`` (default: all),
         sampled (nearest) to ``shape`` when given."""
         part = self.image if window is None else self.image[window.toslices()]
         if shape:
@@ -95,24 +96,24 @@ def _weight_sums(length: int, starts: list[int], weight: np.ndarray) -> np.ndarr
     return total
 
 
-def _window_batch(scene, corners, cfg: RunConfig) -> tuple[torch.Tensor, list[tuple[int, int, np.ndarray]]]:
-    """The network's input for windows at ``corners`` [B, 3, S, S], and each window's
+def _window_batch(scene, corners, cfg: RunConfig, normalization) -> tuple[torch.Tensor, list[tuple[int, int, np.ndarray]]]:
+    """The network's input for windows at ``corners`` [B, C, S, S], and each window's
     ``(height, width, valid)`` inside the scene."""
     size, inputs, kept = cfg.data.tile_size, [], []
     for y, x in corners:
         h, w = min(size, scene.height - y), min(size, scene.width - x)
         part, valid = scene.read(Window(x, y, w, h))
-        tile = np.zeros((size, size, 3), np.float32)  # padded past the scene's edge, as tiles are
+        tile = np.zeros((size, size, part.shape[2]), np.float32)  # padded past the scene's edge, as tiles are
         tile[:h, :w] = part
         image, _ = prepare(tile, np.zeros((size, size), np.uint8), cfg.data.input_size, cfg.data.equalize)
         inputs.append(image)
         kept.append((h, w, valid))
-    return normalize(torch.from_numpy(np.stack(inputs)).float() / 255.0), kept
+    return normalize(torch.from_numpy(np.stack(inputs)).float() / 255.0, *normalization), kept
 
 
 @torch.inference_mode()
 def probability_map(model: torch.nn.Module, cfg: RunConfig, scene, overlap: float = 0.5, batch_size: int = 8,
-                    device: str | torch.device = "cpu", progress: bool = True) -> np.ndarray:
+                    device: str | torch.device = "cpu", progress: bool = True, normalization=None) -> np.ndarray:
     """Landslide probability of every pixel of ``scene``: float32 [H, W] in [0, 1], NaN
     where the scene has no data (nodata or transparent).
 
@@ -122,7 +123,15 @@ def probability_map(model: torch.nn.Module, cfg: RunConfig, scene, overlap: floa
             with ``height``, ``width`` and ``read(window) -> (image, valid)``.
         overlap: the fraction of a window its neighbour shares (0.5: half a window).
         batch_size: windows per forward pass.
+        normalization: the run's per-band ``(mean, std)`` (:func:`mrife.runs.load_normalization`);
+            by default ImageNet's, which an RGB run uses.
     """
+    if scene.bands != cfg.data.bands:
+        raise ValueError(f"the scene has {scene.bands} bands and the run takes {cfg.data.bands} (data.bands)")
+    if normalization is None:
+        if cfg.data.bands != 3:
+            raise ValueError("a run whose bands are not RGB needs its normalization (mrife.runs.load_normalization)")
+        normalization = (MEAN, STD)
     device = torch.device(device)
     model = model.eval().to(device)
     size = cfg.data.tile_size
@@ -133,7 +142,7 @@ def probability_map(model: torch.nn.Module, cfg: RunConfig, scene, overlap: floa
     with tqdm(total=len(corners), desc="windows", unit="window", disable=not progress) as bar:
         for first in range(0, len(corners), batch_size):
             batch = corners[first:first + batch_size]
-            images, kept = _window_batch(scene, batch, cfg)
+            images, kept = _window_batch(scene, batch, cfg, normalization)
             logits = model(images.to(device)).float()  # [B, 2, S, S]
             probability = F.interpolate(logits.softmax(1)[:, LANDSLIDE:LANDSLIDE + 1], size=(size, size),
                                         mode="bilinear", align_corners=False)[:, 0].cpu().numpy()
@@ -148,11 +157,11 @@ def probability_map(model: torch.nn.Module, cfg: RunConfig, scene, overlap: floa
     return blended
 
 
-def open_scene(image) -> Raster | ArrayScene:
-    """A path (opened as a :class:`~mrife.data.raster.Raster`: call ``close``), an array, or
-    a scene as it is."""
+def open_scene(image, bands: int = 3) -> Raster | ArrayScene:
+    """A path (opened as a :class:`~mrife.data.raster.Raster` of ``bands`` bands: call
+    ``close``), an array, or a scene as it is."""
     if isinstance(image, (str, Path)):
-        return Raster(image)
+        return Raster(image, bands)
     if isinstance(image, np.ndarray):
         return ArrayScene(image)
     return image
@@ -160,12 +169,17 @@ def open_scene(image) -> Raster | ArrayScene:
 
 def predict(run, image, overlap: float = 0.5, batch_size: int = 8, device: str = "auto",
             progress: bool = True) -> np.ndarray:
-    """Landslide probability float32 [H, W] of ``image`` (a path or an [H, W, 3] array) with
-    the best checkpoint of the run directory ``run``, or ``run = (cfg, model)``."""
-    cfg, model = load_run(run) if isinstance(run, (str, Path)) else run
-    scene = open_scene(image)
+    """Landslide probability float32 [H, W] of ``image`` (a path or an [H, W, C] array) with
+    the best checkpoint of the run directory ``run``, or ``run = (cfg, model)`` (RGB)."""
+    if isinstance(run, (str, Path)):
+        cfg, model = load_run(run)
+        normalization = load_normalization(run, cfg)
+    else:
+        (cfg, model), normalization = run, None
+    scene = open_scene(image, cfg.data.bands)
     try:
-        return probability_map(model, cfg, scene, overlap, batch_size, resolve_device(device), progress)
+        return probability_map(model, cfg, scene, overlap, batch_size, resolve_device(device), progress,
+                               normalization)
     finally:
         if isinstance(scene, Raster):
             scene.close()

@@ -11,6 +11,8 @@ A run directory ``<root>/<model>-<config hash>/`` holds:
   is twice the size of ``best.pt``);
 - ``test_confusions.json``: the best checkpoint's pixel counts ``[TP, FP, FN, TN]`` per
   test scene (what the scene and seed bootstraps resample);
+- ``normalization.json``: the per-band ``mean`` and ``std`` the inputs were normalized
+  with (ImageNet's for RGB, the training split's for other bands): what prediction needs;
 - ``test_metrics.json``: the best checkpoint on the test split; its presence marks the
   run finished;
 - ``provenance.json``: the git commit each try started from (and whether the tree had
@@ -37,6 +39,7 @@ import torch
 from mrife.compute import Compute
 from mrife.config import RunConfig, config_hash, load_yaml, save_yaml
 from mrife.data.folder import fingerprint
+from mrife.data.transforms import MEAN, STD
 from mrife.models import SegmentationModel, build_model
 
 BUILT_IN_SOURCES = ("sichuan", "synthetic")  # checksummed downloads, or generated from the config
@@ -51,7 +54,7 @@ def run_dir_for(cfg: RunConfig, root: str | Path = "runs") -> Path:
     """
     identity = config_hash(cfg)
     if cfg.data.source not in BUILT_IN_SOURCES:
-        identity = hashlib.sha256(f"{identity}:{fingerprint(cfg.data.source)}".encode()).hexdigest()[:10]
+        identity = hashlib.sha256(f"{identity}:{fingerprint(cfg.data.source, cfg.data.bands)}".encode()).hexdigest()[:10]
     return Path(root) / f"{cfg.model.name}-{identity}"
 
 
@@ -163,6 +166,18 @@ def package_version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+def load_normalization(run: str | Path, cfg: RunConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The per-band ``(mean, std)`` a run normalized its inputs with (``normalization.json``;
+    a run finished before that file existed is RGB with ImageNet's statistics)."""
+    path = Path(run) / "normalization.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return tuple(saved["mean"]), tuple(saved["std"])
+    if cfg.data.bands != 3:
+        raise FileNotFoundError(f"{path} does not exist: the run's band statistics are unknown (retrain it)")
+    return MEAN, STD
 
 
 def load_run(run: str | Path, checkpoint: str = "best.pt") -> tuple[RunConfig, SegmentationModel]:

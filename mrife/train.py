@@ -30,6 +30,9 @@ from mrife.runs import (code_version, is_finished, load_checkpoint, provenance, 
 def scenes_of(cfg: RunConfig, progress: bool = True) -> list[data.Scene]:
     """The whole scenes of ``cfg.data.source``: synthetic, the Sichuan set, or a folder."""
     d = cfg.data
+    if d.bands != 3 and d.source in ("synthetic", "sichuan"):
+        raise ValueError(f"data.bands={d.bands}, but the {d.source} scenes are RGB: set data.source to a folder "
+                         f"of {d.bands}-band images")
     if d.source == "synthetic":
         return data.synthetic.make_scenes(
             d.synthetic_scenes, size=d.synthetic_size, difficulty=d.difficulty,
@@ -37,7 +40,7 @@ def scenes_of(cfg: RunConfig, progress: bool = True) -> list[data.Scene]:
         )
     if d.source == "sichuan":
         return data.sichuan().scenes(progress)
-    return data.FolderDataset(d.source).scenes(progress)
+    return data.FolderDataset(d.source, d.bands).scenes(progress)
 
 
 def build_splits(cfg: RunConfig, progress: bool = True) -> dict[str, list[data.Tile]]:
@@ -55,14 +58,22 @@ def build_splits(cfg: RunConfig, progress: bool = True) -> dict[str, list[data.T
 
 
 def build_loaders(cfg: RunConfig, splits: dict[str, list[data.Tile]]) -> dict[str, DataLoader]:
-    """Training loader (augmented, shuffled, its own generator) and validation / test loaders."""
-    loaders = {}
-    for name, tiles in splits.items():
+    """Training loader (augmented, shuffled, its own generator) and validation / test loaders.
+
+    Inputs are normalized per band with ImageNet's statistics for RGB (``data.bands`` 3),
+    otherwise with the training split's (:func:`mrife.data.dataset.band_statistics`);
+    ``loaders["train"].dataset.mean`` and ``.std`` hold them.
+    """
+    loaders, normalization = {}, {}
+    for name in ("train", "val", "test"):
         train = name == "train"
         dataset = data.TileDataset(
-            tiles, cfg.data.input_size, equalize=cfg.data.equalize,
-            augment=train and cfg.data.augment, seed=cfg.seed,
+            splits[name], cfg.data.input_size, equalize=cfg.data.equalize,
+            augment=train and cfg.data.augment, seed=cfg.seed, **normalization,
         )
+        if train and cfg.data.bands != 3:
+            dataset.mean, dataset.std = data.band_statistics(dataset)
+        normalization = {"mean": dataset.mean, "std": dataset.std}
         loaders[name] = DataLoader(
             dataset, batch_size=cfg.train.batch_size, shuffle=train, drop_last=train,
             num_workers=cfg.train.workers, generator=torch.Generator() if train else None,
@@ -172,6 +183,7 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force:
     per_scene = confusion_by_scene(model, loaders["test"], compute)
     test = ConfusionMatrix.pooled(per_scene.values()).compute() | model.test_metrics(loaders["test"])
     write_json(run / "test_confusions.json", {scene: cm.counts for scene, cm in per_scene.items()})
+    write_json(run / "normalization.json", {"mean": loaders["train"].dataset.mean, "std": loaders["train"].dataset.std})
     write_json(run / "provenance.json", provenance(cfg, compute, time.perf_counter() - started, state["tries"]))
     write_json(run / "test_metrics.json", test)
     (run / "last.pt").unlink(missing_ok=True)

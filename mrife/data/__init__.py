@@ -2,7 +2,7 @@
 preprocessing, the real Sichuan set and a synthetic relic-landslide generator."""
 
 from mrife.data import synthetic
-from mrife.data.dataset import TileDataset
+from mrife.data.dataset import TileDataset, band_statistics
 from mrife.data.errors import DataError
 from mrife.data.folder import FolderDataset, Scene, read_image, read_mask
 from mrife.data.raster import Raster
@@ -17,6 +17,7 @@ __all__ = [
     "SICHUAN_CITATION",
     "Tile",
     "TileDataset",
+    "band_statistics",
     "print_table_one",
     "read_image",
     "read_mask",

@@ -10,26 +10,41 @@ from torch.utils.data import Dataset
 
 from mrife.data.tiling import Tile
 from mrife.data.transforms import equalize as equalize_histogram
-from mrife.data.transforms import joint_flip_rot, normalize, pad_and_resize, to_uint8
+from mrife.data.transforms import MEAN, STD, joint_flip_rot, normalize, pad_and_resize, to_uint8
 
 
 def prepare(image: np.ndarray, mask: np.ndarray, input_size: int, equalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The deterministic preprocessing of one tile, the same for training, evaluation and
     prediction (:mod:`mrife.predict`).
 
-    image: float32 [H, W, 3] in [0, 1]; mask: uint8 [H, W]. Returns uint8 [3, S, S] and
+    image: float32 [H, W, C] in [0, 1]; mask: uint8 [H, W]. Returns uint8 [C, S, S] and
     uint8 [S, S] (S = ``input_size``): per-channel histogram equalization, then zero-padding
     to a square and scaling to S x S.
     """
     image = equalize_histogram(image) if equalize else image
     image, mask = pad_and_resize(image, mask, input_size)
-    return to_uint8(image).transpose(2, 0, 1), mask  # [S, S, 3] -> [3, S, S]
+    return to_uint8(image).transpose(2, 0, 1), mask  # [S, S, C] -> [C, S, S]
+
+
+def band_statistics(dataset: "TileDataset") -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-band mean and standard deviation of a dataset's prepared tiles, in [0, 1] units:
+    the normalization of a run whose bands are not RGB (computed on its training split)."""
+    total = total_sq = 0.0
+    for first in range(0, len(dataset), 64):  # a few tiles at a time: no float copy of them all
+        values = dataset.images[first:first + 64].double() / 255.0  # [n, C, S, S]
+        total = total + values.sum(dim=(0, 2, 3))
+        total_sq = total_sq + values.square().sum(dim=(0, 2, 3))
+    count = dataset.images[:, 0].numel()
+    mean = total / count
+    std = (total_sq / count - mean.square()).clamp(min=0).sqrt().clamp(min=1e-3)  # a constant band: no 0
+    return tuple(mean.tolist()), tuple(std.tolist())
 
 
 class TileDataset(Dataset):
     """Tiles ready for the network.
 
-    Item i is {"image": float32 [3, S, S] normalized by ImageNet mean/std,
+    Item i is {"image": float32 [C, S, S] normalized by ``mean`` and ``std`` per band
+    (ImageNet's by default),
     "mask": int64 [S, S] in {0, 1}, "scene": str} with S = input_size.
 
     The deterministic part (per-channel histogram equalization, zero-padding to a
@@ -52,19 +67,22 @@ class TileDataset(Dataset):
         equalize: bool = True,
         augment: bool = False,
         seed: int = 0,
+        mean=MEAN,
+        std=STD,
     ):
         if len(tiles) == 0:
             raise ValueError("TileDataset got no tiles; check the split or the data folder")
         self.input_size = input_size
         self.augment = augment
         self.seed = seed
+        self.mean, self.std = tuple(mean), tuple(std)
         self.epoch = 0
         self.scenes = [tile.scene for tile in tiles]
-        images = np.empty((len(tiles), 3, input_size, input_size), np.uint8)
+        images = np.empty((len(tiles), tiles[0].image.shape[2], input_size, input_size), np.uint8)
         masks = np.empty((len(tiles), input_size, input_size), np.uint8)
         for i, tile in enumerate(tiles):
             images[i], masks[i] = prepare(tile.image, tile.mask, input_size, equalize)
-        self.images = torch.from_numpy(images)  # uint8 [N, 3, S, S]
+        self.images = torch.from_numpy(images)  # uint8 [N, C, S, S]
         self.masks = torch.from_numpy(masks)  # uint8 [N, S, S]
 
     def set_epoch(self, epoch: int) -> None:
@@ -84,7 +102,7 @@ class TileDataset(Dataset):
         image, mask = self.images[index], self.masks[index]
         if self.augment:
             image, mask = joint_flip_rot(image, mask, *self.augmentation(index))
-        image = normalize(image.float() / 255.0)
+        image = normalize(image.float() / 255.0, self.mean, self.std)
         return {"image": image.contiguous(), "mask": mask.long().contiguous(), "scene": self.scenes[index]}
 
     def __repr__(self) -> str:

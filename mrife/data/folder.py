@@ -27,7 +27,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 class Scene:
     """One image with its landslide mask.
 
-    image: float32 [H, W, 3] in [0, 1]; mask: uint8 [H, W] in {0, 1} (1 = landslide).
+    image: float32 [H, W, C] in [0, 1] (C = 3 for RGB); mask: uint8 [H, W] in {0, 1}
+    (1 = landslide).
     """
 
     name: str
@@ -39,14 +40,16 @@ class Scene:
         return f"Scene({self.name!r}, {h}x{w}, landslide {self.mask.mean():.1%})"
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as float32 [H, W, 3] in [0, 1], scaled as :class:`mrife.data.raster.Raster`
-    scales it (8-bit / 255; 16-bit and deeper stretched by the scene's percentiles).
+def read_image(path: str | Path, bands: int = 3) -> np.ndarray:
+    """Read an image as float32 [H, W, bands] in [0, 1], scaled as
+    :class:`mrife.data.raster.Raster` scales it (8-bit / 255; 16-bit and deeper stretched by
+    the scene's percentiles).
 
     RGB, RGBA (alpha dropped), palette and one-band images (repeated to 3 channels) are
-    accepted, in PNG, JPEG or (Geo)TIFF.
+    accepted, in PNG, JPEG or (Geo)TIFF; with ``bands`` other than 3, images of exactly
+    that many bands.
     """
-    with Raster(path) as raster:
+    with Raster(path, bands) as raster:
         return raster.read()[0]
 
 
@@ -146,12 +149,14 @@ def _pair(images: dict[str, Path], masks: dict[str, Path]) -> list[tuple[str, Pa
 class FolderDataset:
     """The scenes of a folder `root` holding `images/` and `masks/`.
 
-    Pairing and image sizes are checked when the folder is opened (file headers only);
-    pixels are read and checked when a scene is asked for.
+    Pairing, image sizes and band counts are checked when the folder is opened (file
+    headers only); pixels are read and checked when a scene is asked for. ``bands``: the
+    band count every image must have (3: RGB, or one band repeated).
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, bands: int = 3):
         self.root = Path(root)
+        self.bands = bands
         for sub in ("images", "masks"):
             if not (self.root / sub).is_dir():
                 raise MissingDataError(
@@ -169,11 +174,10 @@ class FolderDataset:
         for _, image_path, mask_path in self._pairs:
             self._check_sizes(image_path, mask_path)
 
-    @staticmethod
-    def _check_sizes(image_path: Path, mask_path: Path) -> None:
+    def _check_sizes(self, image_path: Path, mask_path: Path) -> None:
         sizes = []
-        for path in (image_path, mask_path):
-            with Raster(path) as raster:  # reads the header only
+        for path, bands in ((image_path, self.bands), (mask_path, 3)):
+            with Raster(path, bands) as raster:  # reads the header only
                 sizes.append((raster.width, raster.height))
         if sizes[0] != sizes[1]:
             (wi, hi), (wm, hm) = sizes
@@ -196,9 +200,9 @@ class FolderDataset:
         return image_path, mask_path
 
     def scene(self, i: int) -> Scene:
-        """Read scene i: image float32 [H, W, 3] in [0, 1], mask uint8 [H, W] in {0, 1}."""
+        """Read scene i: image float32 [H, W, bands] in [0, 1], mask uint8 [H, W] in {0, 1}."""
         name, image_path, mask_path = self._pairs[i]
-        image, mask = read_image(image_path), read_mask(mask_path)
+        image, mask = read_image(image_path, self.bands), read_mask(mask_path)
         if image.shape[:2] != mask.shape:
             raise DataError(
                 f"{mask_path}: mask is {mask.shape} but its image {image_path} is "
@@ -234,12 +238,12 @@ def _file_digest(path: Path) -> str:
     return _DIGESTS[key]
 
 
-def fingerprint(root: str | Path) -> str:
+def fingerprint(root: str | Path, bands: int = 3) -> str:
     """Sixteen hex digits that change when a file of the data folder ``root`` is added,
     removed, renamed or edited: a hash over the names, sizes and bytes of every file under
     ``images/`` and ``masks/``. Part of a run's identity (:func:`mrife.runs.run_dir_for`),
     so that training on an edited folder is a new run rather than the old one returned."""
-    dataset = FolderDataset(root)
+    dataset = FolderDataset(root, bands)
     digest = hashlib.sha256()
     for i in range(len(dataset)):
         for path in dataset.paths(i):

@@ -68,11 +68,17 @@ class Raster:
     indexes read as the image, 1-based), ``alpha`` (the alpha band index or ``None``),
     ``nodata`` (the file's nodata value or ``None``), ``stretch`` (``None`` for 8-bit).
 
+    ``bands`` is how many image bands a reader expects: 3 (RGB; a one-band image is
+    repeated to 3) or the run's ``data.bands``; another count is an error naming the file.
+    An alpha band is left out of the count, except when the file has exactly ``bands``
+    bands (a 4-band uint8 GeoTIFF is RGBA to GDAL, but RGB + elevation to a 4-band run).
+
     Use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, bands: int = 3):
         self.path = path
+        self.bands = bands
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -87,14 +93,15 @@ class Raster:
         self.crs, self.transform = f.crs, f.transform
         interp = list(f.colorinterp)
         self.alpha = interp.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in interp else None
+        if bands != 3 and f.count == bands:
+            self.alpha = None
         self.colour_bands = [i for i in range(1, f.count + 1) if i != self.alpha]
-        self.palette = f.colormap(1) if interp[0] == ColorInterp.palette else None
-        if self.palette is None and len(self.colour_bands) not in (1, 3):
+        self.palette = f.colormap(1) if interp[0] == ColorInterp.palette and bands == 3 else None
+        takes = (1, 3) if bands == 3 else (bands,)
+        if self.palette is None and len(self.colour_bands) not in takes:
             self.close()
-            raise DataError(
-                f"{path}: {len(self.colour_bands)} image bands (besides alpha); the models take "
-                f"3 (RGB), or 1 (repeated to RGB)"
-            )
+            expected = "3 (RGB), or 1 (repeated to RGB)" if bands == 3 else f"{bands} (data.bands)"
+            raise DataError(f"{path}: {len(self.colour_bands)} image bands (besides alpha); the model takes {expected}")
         self.nodata = f.nodata
         self.dtype = np.dtype(f.dtypes[0])
         # GDAL zero-fills a truncated PNG or JPEG: PIL decodes those once, on the first read
@@ -104,7 +111,7 @@ class Raster:
     @property
     def single_band(self) -> bool:
         """One grey band, repeated to RGB on reading."""
-        return self.palette is None and len(self.colour_bands) == 1
+        return self.palette is None and self.bands == 3 and len(self.colour_bands) == 1
 
     def _scene_stretch(self) -> Stretch:
         """Percentiles of each band over the valid pixels of a decimated read of the scene."""
@@ -130,7 +137,7 @@ class Raster:
         """``(image, valid)`` of ``window`` (default: the whole scene), resampled to ``shape``
         ``(h, w)`` when given (nearest: a quick-look of a large scene without reading it all).
 
-        image: float32 [h, w, 3] in [0, 1] (0 where not valid); valid: bool [h, w],
+        image: float32 [h, w, bands] in [0, 1] (0 where not valid); valid: bool [h, w],
         false where the file says nodata or alpha is 0.
         """
         f = self._file
@@ -150,7 +157,7 @@ class Raster:
             image = self.stretch.apply(values)
         if self.single_band:
             image = np.repeat(image, 3, axis=0)
-        image = image.transpose(1, 2, 0) * valid[..., None]  # [h, w, 3]
+        image = image.transpose(1, 2, 0) * valid[..., None]  # [h, w, bands]
         return np.ascontiguousarray(image, np.float32), valid
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ class Tile:
     """A square window of a scene.
 
     scene: the scene's name; y, x: the window's top-left corner in the scene (pixels);
-    image: float32 [S, S, 3] in [0, 1]; mask: uint8 [S, S] in {0, 1, 255}. Where the
+    image: float32 [S, S, C] in [0, 1]; mask: uint8 [S, S] in {0, 1, 255}. Where the
     window runs past the scene's edge, the image is zero and the mask ``IGNORE`` (255):
     padding is neither trained on nor counted.
     """
@@ -85,7 +85,7 @@ def tile_scenes(scenes: Sequence[Scene], size: int, stride: int | None = None,
             )
         for y in window_starts(h, size, stride, pad_edges):
             for x in window_starts(w, size, stride, pad_edges):
-                image = np.zeros((size, size, 3), np.float32)
+                image = np.zeros((size, size, scene.image.shape[2]), np.float32)
                 mask = np.full((size, size), IGNORE, np.uint8)
                 window_image = scene.image[y : y + size, x : x + size]
                 th, tw = window_image.shape[:2]

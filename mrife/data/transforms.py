@@ -21,8 +21,8 @@ STD = (0.229, 0.224, 0.225)
 def pad_and_resize(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Zero-pad to a square (bottom/right), then scale to size x size.
 
-    image: float32 [H, W, 3] in [0, 1]; mask: uint8 [H, W] in {0, 1, IGNORE}.
-    Returns image float32 [size, size, 3] (bilinear, antialiased when shrinking) and
+    image: float32 [H, W, C] in [0, 1]; mask: uint8 [H, W] in {0, 1, IGNORE}.
+    Returns image float32 [size, size, C] (bilinear, antialiased when shrinking) and
     mask uint8 [size, size] (nearest, so it keeps its values; the padding is ``IGNORE``).
     Padding first keeps the aspect ratio: a landslide is not stretched.
     """
@@ -30,13 +30,13 @@ def pad_and_resize(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.n
     if image.shape[:2] != (h, w):
         raise ValueError(f"image {image.shape[:2]} and mask {(h, w)} differ in size")
     side = max(h, w)
-    padded_image = np.zeros((side, side, 3), np.float32)
+    padded_image = np.zeros((side, side, image.shape[2]), np.float32)
     padded_image[:h, :w] = image
     padded_mask = np.full((side, side), IGNORE, np.uint8)
     padded_mask[:h, :w] = mask
     if side == size:
         return padded_image, padded_mask
-    image_t = torch.from_numpy(padded_image).permute(2, 0, 1)  # [H, W, 3] -> [3, H, W]
+    image_t = torch.from_numpy(padded_image).permute(2, 0, 1)  # [H, W, C] -> [C, H, W]
     image_t = TF.resize(image_t, [size, size], InterpolationMode.BILINEAR, antialias=True)
     # nearest-exact samples pixel centres, so the mask stays aligned with the bilinear image
     mask_t = TF.resize(torch.from_numpy(padded_mask)[None], [size, size], InterpolationMode.NEAREST_EXACT)
@@ -49,12 +49,12 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def equalize(image: np.ndarray) -> np.ndarray:
-    """Histogram-equalize each channel: float32 [H, W, 3] in [0, 1] -> the same.
+    """Histogram-equalize each channel: float32 [H, W, C] in [0, 1] -> the same.
 
     Works on 256 grey levels (torchvision's equalize on uint8), so the output takes
     values k / 255.
     """
-    channels = torch.from_numpy(to_uint8(image)).permute(2, 0, 1)  # [H, W, 3] -> [3, H, W]
+    channels = torch.from_numpy(to_uint8(image)).permute(2, 0, 1)  # [H, W, C] -> [C, H, W]
     equalized = TF.equalize(channels.contiguous())
     return equalized.permute(1, 2, 0).numpy().astype(np.float32) / 255.0
 
@@ -85,8 +85,9 @@ def joint_flip_rot(image, mask, hflip: bool, vflip: bool, k: int):
     return np.ascontiguousarray(image), np.ascontiguousarray(mask)
 
 
-def normalize(image: torch.Tensor) -> torch.Tensor:
-    """ImageNet normalization of float [3, H, W] (or [B, 3, H, W]) in [0, 1]."""
-    mean = torch.tensor(MEAN, dtype=image.dtype).view(3, 1, 1)
-    std = torch.tensor(STD, dtype=image.dtype).view(3, 1, 1)
+def normalize(image: torch.Tensor, mean=MEAN, std=STD) -> torch.Tensor:
+    """Per-band normalization of float [C, H, W] (or [B, C, H, W]) in [0, 1]: ImageNet's
+    statistics by default (RGB), a run's own for other bands (:func:`mrife.data.dataset.band_statistics`)."""
+    mean = torch.tensor(mean, dtype=image.dtype).view(-1, 1, 1)
+    std = torch.tensor(std, dtype=image.dtype).view(-1, 1, 1)
     return (image - mean) / std

@@ -30,8 +30,10 @@ MODEL_BUILDERS: dict[str, Callable[..., SegmentationModel]] = {
 MODEL_NAMES = tuple(MODEL_BUILDERS)
 
 # Builder keyword -> the RunConfig key outside the `model` section that feeds it (the
-# models that mask own their mask module and weigh their own loss terms).
+# models that mask own their mask module and weigh their own loss terms; every model
+# takes as many input channels as the data has bands).
 OTHER_SECTIONS = {
+    "bands": "data.bands",
     "mask_strategy": "mask.strategy", "mask_ratio": "mask.ratio", "mask_block": "mask.block",
     "alpha": "loss.alpha", "beta": "loss.beta", "gamma": "loss.gamma", "temperature": "loss.temperature",
     "sfce_reduction": "loss.sfce_reduction",

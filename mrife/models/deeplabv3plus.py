@@ -51,6 +51,7 @@ class DeepLabV3Plus(SegmentationModel):
         output_stride: int = 8,
         num_classes: int = 2,
         channels: int = 256,
+        bands: int = 3,
     ):
         super().__init__()
         check_output_stride(output_stride)
@@ -58,12 +59,13 @@ class DeepLabV3Plus(SegmentationModel):
             raise ValueError(f"unknown timm backbone {backbone!r}; try one of timm.list_models('resnet*')")
         if int(channels) != channels or channels < 8:  # same bound as the other models' ASPP
             raise ValueError(f"channels (model.channels) must be an integer >= 8, got {channels!r}")
-        self.output_stride = output_stride
+        self.output_stride, self.bands = output_stride, bands
         rates = tuple(r * 8 // output_stride for r in ASPP_RATES_OS8)  # (12, 24, 36) -> (6, 12, 18) at OS 16
         self.net = smp.DeepLabV3Plus(
             encoder_name="tu-" + backbone,
             encoder_weights=None,  # weights are handled below, as the other models do
             encoder_output_stride=output_stride,
+            in_channels=bands,
             decoder_channels=int(channels),
             decoder_atrous_rates=rates,
             classes=num_classes,
@@ -71,11 +73,14 @@ class DeepLabV3Plus(SegmentationModel):
         features = self.net.encoder.model  # timm features_only ResNet, dilated to `output_stride`
         self.pretrained_loaded = False
         if weights_path is not None:  # wins over `pretrained`, as in create_backbone
+            if bands != 3:
+                raise ValueError(f"weights_path holds RGB weights; with data.bands = {bands} use model.pretrained "
+                                 "(timm adapts the first layer) or no weights")
             load_backbone_weights(features, weights_path, backbone)
             self.pretrained_loaded = True
         elif pretrained:
             downloaded, self.pretrained_loaded = create_backbone(
-                backbone, output_stride, SMP_OUT_INDICES, pretrained=True
+                backbone, output_stride, SMP_OUT_INDICES, pretrained=True, bands=bands
             )  # offline: warns "RANDOMLY INITIALIZED" and returns a random model
             if self.pretrained_loaded:
                 features.load_state_dict(downloaded.state_dict())  # strict: the same architecture
@@ -86,5 +91,5 @@ class DeepLabV3Plus(SegmentationModel):
         return self.net.segmentation_head[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.output_stride, type(self).__name__)
-        return self.net(x)  # [B, 3, H, W] -> [B, num_classes, H, W]
+        check_input(x, self.output_stride, type(self).__name__, self.bands)
+        return self.net(x)  # [B, bands, H, W] -> [B, num_classes, H, W]

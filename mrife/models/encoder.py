@@ -24,14 +24,15 @@ ASPP_RATES_OS8 = (12, 24, 36)
 OUTPUT_STRIDES = (8, 16)
 
 
-def check_input(x: torch.Tensor, stride: int, who: str) -> None:
-    """Raise a ValueError unless `x` is [B, 3, H, W] with H and W divisible by `stride`.
+def check_input(x: torch.Tensor, stride: int, who: str, bands: int = 3) -> None:
+    """Raise a ValueError unless `x` is [B, bands, H, W] with H and W divisible by `stride`.
 
     The error suggests the padded size, so that the output maps back onto the
     input pixel for pixel (the decoder upsamples by exactly `stride`).
     """
-    if x.ndim != 4:
-        raise ValueError(f"{who} expects a batch of images [B, 3, H, W], got shape {tuple(x.shape)}")
+    if x.ndim != 4 or x.shape[1] != bands:
+        raise ValueError(f"{who} expects a batch of images [B, {bands}, H, W] (data.bands = {bands}), "
+                         f"got shape {tuple(x.shape)}")
     h, w = x.shape[-2:]
     if h % stride or w % stride:
         ph, pw = -(-h // stride) * stride, -(-w // stride) * stride
@@ -83,18 +84,24 @@ def create_backbone(
     out_indices: tuple[int, ...],
     pretrained: bool = False,
     weights_path: str | Path | None = None,
+    bands: int = 3,
 ) -> tuple[nn.Module, bool]:
     """Build a timm features-only backbone with dilated stages; returns (backbone, pretrained_loaded).
 
     `out_indices` are timm feature levels (for ResNets: 1 -> stride 4, 4 -> last stage).
     `weights_path` (a local state dict) wins over `pretrained`; with `pretrained=True`
-    a failed download (no internet) warns and keeps the random initialization.
+    a failed download (no internet) warns and keeps the random initialization. `bands`
+    is the input's channel count (timm's ``in_chans``: ImageNet weights of the first conv
+    are adapted to it the way timm does).
     """
     check_output_stride(output_stride)
     if not timm.is_model(name):
         raise ValueError(f"unknown timm backbone {name!r}; try one of timm.list_models('resnet*')")
-    kwargs = dict(features_only=True, output_stride=output_stride, out_indices=out_indices)
+    kwargs = dict(features_only=True, output_stride=output_stride, out_indices=out_indices, in_chans=bands)
     if weights_path is not None:
+        if bands != 3:
+            raise ValueError(f"weights_path holds RGB weights; with data.bands = {bands} use model.pretrained "
+                             "(timm adapts the first layer) or no weights")
         backbone = timm.create_model(name, pretrained=False, **kwargs)
         load_backbone_weights(backbone, weights_path, name)
         return backbone, True
@@ -151,7 +158,7 @@ class ASPP(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Backbone + ASPP + SE: image [B, 3, H, W] -> features [B, channels, H/os, W/os].
+    """Backbone + ASPP + SE: image [B, bands, H, W] -> features [B, channels, H/os, W/os].
 
     H and W must be divisible by `output_stride` (8 or 16); otherwise a ValueError
     suggests the padded size. `aspp_rates` are the rates at output stride 8, halved
@@ -170,19 +177,21 @@ class Encoder(nn.Module):
         channels: int = 256,
         aspp_rates: tuple[int, int, int] = ASPP_RATES_OS8,
         aspp_dropout: float = 0.1,
+        bands: int = 3,
     ):
         super().__init__()
         check_output_stride(output_stride)
         self.output_stride = output_stride
         self.out_channels = channels
+        self.bands = bands
         self.backbone, self.pretrained_loaded = create_backbone(
-            backbone, output_stride, (4,), pretrained, weights_path
+            backbone, output_stride, (4,), pretrained, weights_path, bands
         )
         rates = tuple(r * 8 // output_stride for r in aspp_rates)  # (12, 24, 36) -> (6, 12, 18) at OS 16
         self.aspp = ASPP(self.backbone.feature_info.channels()[-1], channels, rates, aspp_dropout)
         self.se = SEModule(channels, rd_ratio=1 / 16)  # reduction 16, sigmoid gate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.output_stride, type(self).__name__)
-        (top,) = self.backbone(x)  # [B, 3, H, W] -> [B, C_backbone, H/os, W/os]
+        check_input(x, self.output_stride, type(self).__name__, self.bands)
+        (top,) = self.backbone(x)  # [B, bands, H, W] -> [B, C_backbone, H/os, W/os]
         return self.se(self.aspp(top))  # -> [B, channels, H/os, W/os]

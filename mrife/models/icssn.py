@@ -151,6 +151,7 @@ class ICSSN(SegmentationModel):
         channels: the shared encoder's feature width (ASPP output).
         mask_strategy, mask_ratio: which boundary blocks are the sub-object points, as
             for MRIFE's mask module (``mrife.masking.BlockMasker``).
+        bands: the input's channels (``data.bands``; 3 = RGB).
     """
 
     def __init__(
@@ -169,6 +170,7 @@ class ICSSN(SegmentationModel):
         channels: int = 256,
         mask_strategy: str = "edge+back",
         mask_ratio: float = 0.5,
+        bands: int = 3,
     ):
         super().__init__()
         if int(cls_steps) != cls_steps or cls_steps < 0:
@@ -183,7 +185,7 @@ class ICSSN(SegmentationModel):
         self.cls_steps, self.seg_steps = int(cls_steps), int(seg_steps)
         self.temperature = temperature
         self.obj_con_weight, self.sub_con_weight = obj_con_weight, sub_con_weight
-        self.encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels)
+        self.encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels, bands=bands)
         self.decoder = Decoder(self.encoder.out_channels, num_classes, output_stride, dropout)
         self.object_head = ObjectHead(self.encoder.out_channels, 2, PROJECTION_DIM, dropout)
         # Sub-object projection head: [B, C, h, w] -> [B, PROJECTION_DIM, h, w].

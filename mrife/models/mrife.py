@@ -111,12 +111,14 @@ def build_segbranch(
     dropout: float = 0.1,
     num_classes: int = 2,
     channels: int = 256,
+    bands: int = 3,
 ) -> SegBranch:
     """The segmentation branch with MRIFE's encoder and decoder (the ablation's "B").
 
-    `output_stride` is 8 or 16; `channels` is the encoder's feature width.
+    `output_stride` is 8 or 16; `channels` is the encoder's feature width; `bands` the
+    input's channels (``data.bands``).
     """
-    encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels)
+    encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels, bands=bands)
     return SegBranch(encoder, Decoder(encoder.out_channels, num_classes, output_stride, dropout))
 
 
@@ -148,6 +150,7 @@ class MRIFE(SegmentationModel):
         alpha, beta, gamma: weights of L_Reconst, L_Cons and L_CE in Eq. (8).
         temperature: tau of the SFCE contrast, Eq. (5).
         sfce_reduction: "sum" (the paper's Eq. 4) or "mean" over the SFCE anchors.
+        bands: the input's channels (``data.bands``; 3 = RGB).
     """
 
     def __init__(
@@ -171,6 +174,7 @@ class MRIFE(SegmentationModel):
         gamma: float = 1.0,
         temperature: float = 0.07,
         sfce_reduction: str = "sum",
+        bands: int = 3,
     ):
         super().__init__()
         if sfce_reduction not in SFCE_REDUCTIONS:
@@ -190,11 +194,11 @@ class MRIFE(SegmentationModel):
         self.masker = BlockMasker(mask_block, mask_strategy, mask_ratio)
         self.weights = LossWeights(alpha, beta, gamma)
         self.temperature, self.sfce_reduction = temperature, sfce_reduction
-        self.seg_encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels)
+        self.seg_encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels, bands=bands)
         # Same architecture, separate parameters. When the download already failed
         # for seg_encoder, do not wait for it to fail again (timm retries for ~50 s).
         pretrained = pretrained and self.seg_encoder.pretrained_loaded
-        self.student = Encoder(backbone, output_stride, pretrained, weights_path, channels)
+        self.student = Encoder(backbone, output_stride, pretrained, weights_path, channels, bands=bands)
         # ModelEmaV3 deep-copies the student (teacher starts equal to it, as in DINO),
         # and its update lerps every floating state_dict entry: weights and BN buffers.
         self.teacher_ema = ModelEmaV3(self.student, decay=ema_decay)
@@ -292,7 +296,7 @@ class MRIFE(SegmentationModel):
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Segmentation and teacher features of the original image, each [B, C, H/os, W/os]."""
-        check_input(x, self.output_stride, type(self).__name__)
+        check_input(x, self.output_stride, type(self).__name__, self.seg_encoder.bands)
         return self.seg_encoder(x), self.teacher(x)
 
     def forward(self, x: torch.Tensor, masked: torch.Tensor | None = None) -> torch.Tensor | MRIFEOutput:
@@ -301,7 +305,7 @@ class MRIFE(SegmentationModel):
         Train: `masked` (the masked images, same shape as x) is required; returns
         MRIFEOutput(logits, student(masked), teacher(x)).
         """
-        check_input(x, self.output_stride, type(self).__name__)
+        check_input(x, self.output_stride, type(self).__name__, self.seg_encoder.bands)
         if not self.training:
             return self.decoder(self.fuse(*self.features(x)))
         if masked is None:
