@@ -6,7 +6,7 @@ Examples:
     mrife evaluate runs/mrife-0123456789 --split val
     mrife reproduce --profile smoke
     mrife reproduce --profile cpu --only mrife deeplabv3plus --seeds 0 1 2
-    mrife predict results/cpu/mrife-b2c5893d2f scene.tif --out maps
+    mrife predict results/cpu/mrife-f780738ea1 scene.tif --out maps
     mrife info
 """
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     predict = sub.add_parser(
         "predict", help="landslide maps of whole scenes with a trained run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  mrife predict results/cpu/mrife-b2c5893d2f scene1.tif scene2.png --out maps "
+        epilog="example:\n  mrife predict results/cpu/mrife-f780738ea1 scene1.tif scene2.png --out maps "
                "--min-area 100\n\nwrites, per input, <name>_probability and <name>_mask (GeoTIFF with the "
                "input's CRS,\nor PNG for a plain image), <name>_landslides.geojson and <name>_quicklook.png")
     predict.add_argument("run", type=Path, help="run directory (its best checkpoint and config)")
