@@ -23,13 +23,11 @@ import rasterio
 import rasterio.features
 import shapely.geometry
 from affine import Affine
-from rasterio.windows import Window
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
 MASK_NODATA = 255
 QUICKLOOK_SIDE = 2048  # pixels on the quick-look's long side, at most
-WRITE_CACHE_MB = 64  # GDAL's block cache while writing: by default 5 % of the RAM, filled by a large scene
 OUTLINE = (255, 40, 40)
 
 
@@ -50,10 +48,8 @@ def write_raster(path: Path, array: np.ndarray, scene, nodata: float | None = No
                "crs": getattr(scene, "crs", None), "transform": getattr(scene, "transform", Affine.identity())}
     if max(array.shape) >= 512:
         profile |= {"tiled": True, "blockxsize": 256, "blockysize": 256}
-    with rasterio.Env(GDAL_CACHEMAX=WRITE_CACHE_MB), rasterio.open(path, "w", **profile) as out:
-        for top in range(0, array.shape[0], 256):  # strips: the writer copies what it is given
-            rows = array[top:top + 256]
-            out.write(rows, 1, window=Window(0, top, array.shape[1], rows.shape[0]))
+    with rasterio.open(path, "w", **profile) as out:
+        out.write(array, 1)
     return path
 
 
@@ -71,23 +67,19 @@ def landslide_polygons(mask: np.ndarray, probability: np.ndarray, transform: Aff
     units squared, holes excluded), ``mean_probability`` (over the region's pixels).
     Regions with an area under ``min_area`` are dropped. Largest first.
     """
-    regions, count = ndimage.label(mask == 1)  # int32; the default structure is 4-connected
+    landslide = mask == 1
+    regions, count = ndimage.label(landslide)  # int32; the default structure is 4-connected
     if count == 0:
         return []
     mean = _region_means(regions, probability, count)
     features = []
-    # Each region is traced inside its own bounding box: GDAL copies what it traces, so a
-    # whole-scene call would hold a second scene-sized array.
-    for label, (rows, cols) in enumerate(ndimage.find_objects(regions), start=1):
-        crop = regions[rows, cols]
-        origin = transform @ Affine.translation(cols.start, rows.start)
-        for geometry, _ in rasterio.features.shapes(crop, mask=crop == label, connectivity=4, transform=origin):
-            polygon = shapely.geometry.shape(geometry)
-            if polygon.area < min_area:
-                continue
-            features.append({"type": "Feature", "geometry": geometry,
-                             "properties": {"area": round(polygon.area, 3),
-                                            "mean_probability": round(float(mean[label - 1]), 4)}})
+    for geometry, label in rasterio.features.shapes(regions, mask=landslide, connectivity=4, transform=transform):
+        polygon = shapely.geometry.shape(geometry)
+        if polygon.area < min_area:
+            continue
+        features.append({"type": "Feature", "geometry": geometry,
+                         "properties": {"area": round(polygon.area, 3),
+                                        "mean_probability": round(float(mean[int(label) - 1]), 4)}})
     features.sort(key=lambda f: -f["properties"]["area"])
     for i, feature in enumerate(features):
         feature["properties"] = {"id": i + 1, **feature["properties"]}
