@@ -163,6 +163,8 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force:
     optimizer, schedule = build_optimizer(cfg, model, len(loaders["train"]))
     scaler = compute.grad_scaler()
     state = resume(run, model, optimizer, schedule, scaler, compute.device)
+    if state["history"]:  # a kill can fall between the last epoch's last.pt and its history.json
+        write_json(run / "history.json", state["history"])
     started -= state["seconds"]  # wall time counts every try
     state["tries"].append(code_version())  # read now: the checkout may change while it trains
 
