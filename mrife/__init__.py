@@ -13,7 +13,8 @@ and the pieces: ``mrife.data``, ``mrife.BlockMasker``, ``mrife.build_model``,
 Imports run one way, from the leaves up; a module imports only from its own layer's
 package or from the layers below it (``tests/test_layers.py`` checks every import):
 
-0. ``labels``: the values a label mask holds (background, landslide, ignored);
+0. ``labels``: the values a label mask holds (background, landslide, ignored), and
+   ``distributed``: the processes a run is shared among (torchrun);
 1. the leaves: ``config``, ``paper``, ``compute``, ``data``, ``maps``, ``masking``, ``metrics``
    and ``mrife.kernels`` (the SFCE kernel with the reference it is checked against);
 2. ``losses``: every loss term, built on the kernels;

@@ -11,13 +11,20 @@ the reductions of the losses (cross-entropy, softmax, the contrasts) in fp32.
 many times over (OpenMP oversubscription), so parallel jobs must share the cores out.
 ``train.channels_last`` stores images and convolution weights channels-last, which
 oneDNN and cuDNN run faster on many machines.
+
+``train.deterministic`` asks torch for deterministic algorithms and turns cuDNN's
+autotuning off; without it (the default) cuDNN times its convolution algorithms on the
+first batches and keeps the fastest (``cudnn.benchmark``). On a CPU both are the same:
+one process with a fixed thread count repeats itself bit for bit. On a GPU the cost of
+determinism has not been measured by this project (no GPU was lent to it); ops with no
+deterministic CUDA kernel (bilinear upsampling's backward) warn rather than stop.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -76,7 +83,19 @@ class Compute:
             raise ValueError(f"train.threads must be >= 0 (0: every core), got {train.threads}")
         torch.set_num_threads(threads)
         device = resolve_device(train.device)
+        if device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for determinism
+            torch.backends.cudnn.benchmark = not train.deterministic
+        torch.use_deterministic_algorithms(train.deterministic, warn_only=True)
         return cls(device, resolve_precision(train.precision, device), train.channels_last)
+
+    def on_rank(self, local_rank: int) -> "Compute":
+        """The same, on GPU ``local_rank`` of this machine for a CUDA device (one GPU per
+        process under torchrun); a CPU stays the CPU."""
+        if self.device.type != "cuda":
+            return self
+        torch.cuda.set_device(local_rank)
+        return replace(self, device=torch.device("cuda", local_rank))
 
     @property
     def memory_format(self) -> torch.memory_format:

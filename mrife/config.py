@@ -117,6 +117,8 @@ class TrainConfig:
     threads: int = project(0)  # CPU threads of the process; 0: every core (mrife.compute)
     precision: str = project("fp32")  # "fp32", "bf16", "fp16" (CUDA) or "auto" (mrife.compute)
     channels_last: bool = project(False)  # channels-last images and weights
+    sync_bn: bool = project(True)  # several processes: batch norm over the global batch (mrife.distributed)
+    deterministic: bool = project(False)  # CUDA: deterministic kernels, no cuDNN autotuning (mrife.compute)
 
 
 @dataclass
@@ -155,8 +157,10 @@ PROFILES: dict[str, list[str]] = {
     ],
 }
 
-# Fields that do not change what a run computes, left out of its hash.
-_NOT_HASHED = {"profile", "train.workers", "train.device", "train.threads"}
+# Fields that do not change what a run computes, left out of its hash (train.sync_bn:
+# with it, N processes compute what one does; without it, with several processes,
+# they do not, which the run's provenance shows by its world_size and sync_bn).
+_NOT_HASHED = {"profile", "train.workers", "train.device", "train.threads", "train.sync_bn", "train.deterministic"}
 
 
 def load_profile(name: str, overrides: typing.Sequence[str] = ()) -> RunConfig:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mrife.distributed import batch_share
 from mrife.kernels import gather_rows, masked_supcon, supervised_contrastive
 from mrife.labels import IGNORE
 
@@ -142,8 +143,15 @@ def joint_loss(
 
     Returns:
         ``{"loss", "ce", "reconst", "cons"}``: scalars; ``loss`` is the weighted sum.
+        Under :func:`mrife.distributed.sharing`, each is this rank's part: summed over
+        the ranks, they are the global batch's.
     """
-    ce = F.cross_entropy(logits, target, ignore_index=IGNORE)
+    share = batch_share()
+    if share is None:
+        ce = F.cross_entropy(logits, target, ignore_index=IGNORE)
+    else:  # this rank's part of the global batch's mean: its sum over the global batch's labelled pixels
+        labelled = share.sum((target != IGNORE).sum().to(logits.dtype))
+        ce = F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="sum") / labelled
     zero = ce.detach() * 0.0
     reconst, cons = zero, zero
     if student is not None and weights.alpha:

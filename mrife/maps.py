@@ -37,7 +37,9 @@ def mask_of(probability: np.ndarray, threshold: float = 0.5) -> np.ndarray:
         raise ValueError(f"threshold {threshold} must be between 0 and 1")
     with np.errstate(invalid="ignore"):
         mask = (probability >= threshold).view(np.uint8)  # the bools' bytes: no second copy
-    mask[np.isnan(probability)] = MASK_NODATA
+    for top in range(0, mask.shape[0], 1024):  # strip by strip: no scene-sized temporary
+        strip = mask[top:top + 1024]
+        strip[np.isnan(probability[top:top + 1024])] = MASK_NODATA
     return mask
 
 

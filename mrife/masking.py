@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mrife.distributed import batch_share
 from mrife.labels import IGNORE, LANDSLIDE
 
 BACKGROUND, EDGE, INTERIOR, PADDING = 0, 1, 2, 3
@@ -115,19 +116,30 @@ class BlockMasker:
         generator = self.generator if generator is None else generator
         classes = classify_blocks(masks, self.block)  # [B, h, w]
         B, h, w = classes.shape
-        flat = classes.reshape(B, h * w).cpu()
+        share = batch_share()
+        if share is None:
+            idx_pos, idx_neg = self._draw(classes.cpu(), generator)
+        else:  # several processes: draw for the global batch, as one process would, and keep this rank's share
+            idx_pos, idx_neg = self._draw(share.gather(classes).cpu(), generator)
+            idx_pos, idx_neg = share.own(idx_pos, B * h * w), share.own(idx_neg, B * h * w)
+        idx_pos, idx_neg = idx_pos.to(images.device), idx_neg.to(images.device)
+        keep = torch.ones(B * h * w, device=images.device, dtype=images.dtype)
+        keep[torch.cat([idx_pos, idx_neg])] = 0
+        keep = keep.view(B, 1, h, w).repeat_interleave(self.block, 2).repeat_interleave(self.block, 3)
+        return MaskedBatch(images * keep, idx_pos, idx_neg, classes)
+
+    def _draw(self, classes: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Flat indices into ``B*h*w`` of the class-1 and class-0 blocks to mask, drawn
+        image by image from block ``classes [B, h, w]`` (on the CPU)."""
+        B, h, w = classes.shape
+        flat = classes.reshape(B, h * w)
         is_pos = torch.isin(flat, torch.tensor(STRATEGIES[self.strategy]))
         pos, neg = [], []
         for b in range(B):
             p, n = self._sample(is_pos[b], flat[b] == BACKGROUND, generator)
             pos.append(p + b * h * w)
             neg.append(n + b * h * w)
-        idx_pos = torch.cat(pos).to(images.device)
-        idx_neg = torch.cat(neg).to(images.device)
-        keep = torch.ones(B * h * w, device=images.device, dtype=images.dtype)
-        keep[torch.cat([idx_pos, idx_neg])] = 0
-        keep = keep.view(B, 1, h, w).repeat_interleave(self.block, 2).repeat_interleave(self.block, 3)
-        return MaskedBatch(images * keep, idx_pos, idx_neg, classes)
+        return torch.cat(pos), torch.cat(neg)
 
     def _sample(self, is_pos: Tensor, is_neg: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Equal-sized random draws (flat indices within one image) from two block sets."""

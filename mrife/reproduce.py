@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mrife.config import RunConfig, load_profile, load_yaml
+from mrife.distributed import this_process
 from mrife.metrics import METRIC_NAMES, ConfusionMatrix, hierarchical_bootstrap
 from mrife.runs import is_finished, run_dir_for, write_json
 from mrife.train import fit
@@ -142,11 +143,14 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
                 continue
             cfg = experiment_config(profile, name, overrides, seed)
             run = run_dir_for(cfg, root)
-            done = is_finished(run)
-            print(f"[{profile}] {name} seed {seed}: {'finished, skipped' if done else 'training'} ({run.name})",
-                  flush=True)
+            done, main = is_finished(run), this_process().main  # under torchrun, rank 0 reports and writes
+            if main:
+                print(f"[{profile}] {name} seed {seed}: {'finished, skipped' if done else 'training'} ({run.name})",
+                      flush=True)
             tic = time.perf_counter()
             runs.setdefault(name, {})[seed] = fit(cfg, root, progress=progress)
+            if not main:
+                continue
             # read again just before writing: another `mrife reproduce` may share the folder
             index = json.loads(index_path.read_text()) if index_path.exists() else {}
             index.setdefault(name, {})[str(seed)] = run.name

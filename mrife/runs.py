@@ -38,6 +38,7 @@ import torch
 
 from mrife.compute import Compute
 from mrife.config import RunConfig, config_hash, load_yaml, save_yaml
+from mrife.distributed import Ranks
 from mrife.data.folder import fingerprint
 from mrife.data.transforms import MEAN, STD
 from mrife.models import SegmentationModel, build_model
@@ -135,8 +136,9 @@ def code_version() -> dict:
     return {"git_commit": commit or "unknown", "git_dirty": None if changes is None else bool(changes)}
 
 
-def provenance(cfg: RunConfig, compute: Compute, seconds: float, tries: list[dict]) -> dict:
-    """Where and with what a run was produced (``precision`` as resolved: ``auto`` is decided).
+def provenance(cfg: RunConfig, compute: Compute, seconds: float, tries: list[dict], ranks: Ranks = Ranks()) -> dict:
+    """Where and with what a run was produced (``precision`` as resolved: ``auto`` is decided;
+    ``world_size`` processes, with ``backend``, ``sync_bn`` when there were several).
 
     ``tries`` holds :func:`code_version` of each try (a resumed run has several); the
     first try's commit is the run's ``git_commit``, and ``git_dirty`` is true if any try
@@ -149,7 +151,9 @@ def provenance(cfg: RunConfig, compute: Compute, seconds: float, tries: list[dic
             "packages": packages, "python": platform.python_version(),
             "seed": cfg.seed, "device": str(compute.device), "precision": compute.precision,
             "channels_last": compute.channels_last, "threads": torch.get_num_threads(),
-            "machine": platform.machine(), "wall_time_s": round(seconds, 1)}
+            "machine": platform.machine(), "wall_time_s": round(seconds, 1), "world_size": ranks.world,
+            "deterministic": cfg.train.deterministic,
+            **({"backend": ranks.backend, "sync_bn": cfg.train.sync_bn} if ranks.world > 1 else {})}
 
 
 def _git(*args: str) -> str:

@@ -13,13 +13,15 @@ import time
 from pathlib import Path
 
 import torch
-from torch import Tensor
-from torch.utils.data import DataLoader
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Subset
 from tqdm.auto import tqdm
 
 from mrife import data
 from mrife.compute import Compute
 from mrife.config import RunConfig, save_yaml
+from mrife.distributed import RankBatches, Ranks, global_batch_dropout, join, sharing, sync_batch_norm
 from mrife.metrics import ConfusionMatrix
 from mrife.models import SegmentationModel, build_model
 from mrife.runs import (code_version, is_finished, load_checkpoint, provenance, remove_partial_writes,
@@ -57,12 +59,13 @@ def build_splits(cfg: RunConfig, progress: bool = True) -> dict[str, list[data.T
     return {"train": train["train"], "val": scored["val"], "test": scored["test"]}
 
 
-def build_loaders(cfg: RunConfig, splits: dict[str, list[data.Tile]]) -> dict[str, DataLoader]:
+def build_loaders(cfg: RunConfig, splits: dict[str, list[data.Tile]], ranks: Ranks = Ranks()) -> dict[str, DataLoader]:
     """Training loader (augmented, shuffled, its own generator) and validation / test loaders.
 
     Inputs are normalized per band with ImageNet's statistics for RGB (``data.bands`` 3),
     otherwise with the training split's (:func:`mrife.data.dataset.band_statistics`);
-    ``loaders["train"].dataset.mean`` and ``.std`` hold them.
+    ``loaders["train"].dataset.mean`` and ``.std`` hold them. Among several processes
+    (``ranks``), each loads its share of every training batch and of the scored tiles.
     """
     loaders, normalization = {}, {}
     for name in ("train", "val", "test"):
@@ -74,6 +77,14 @@ def build_loaders(cfg: RunConfig, splits: dict[str, list[data.Tile]]) -> dict[st
         if train and cfg.data.bands != 3:
             dataset.mean, dataset.std = data.band_statistics(dataset)
         normalization = {"mean": dataset.mean, "std": dataset.std}
+        if train and ranks.world > 1:  # one process's batches, each cut into the ranks' shares
+            generator = torch.Generator()
+            batches = BatchSampler(RandomSampler(dataset, generator=generator), cfg.train.batch_size, drop_last=True)
+            loaders[name] = DataLoader(dataset, batch_sampler=RankBatches(batches, ranks),
+                                       num_workers=cfg.train.workers, generator=generator)
+            continue
+        if ranks.world > 1:
+            dataset = Subset(dataset, range(ranks.rank, len(dataset), ranks.world))
         loaders[name] = DataLoader(
             dataset, batch_size=cfg.train.batch_size, shuffle=train, drop_last=train,
             num_workers=cfg.train.workers, generator=torch.Generator() if train else None,
@@ -135,35 +146,82 @@ def confusion_by_scene(model, loader: DataLoader, compute: Compute | None = None
     return per_scene
 
 
+def scored_confusions(model, loader: DataLoader, compute: Compute, ranks: Ranks = Ranks()) -> dict[str, ConfusionMatrix]:
+    """:func:`confusion_by_scene` over the tiles of every rank (each scores its share)."""
+    merged: dict[str, ConfusionMatrix] = {}
+    for part in ranks.gather_objects(confusion_by_scene(model, loader, compute)):
+        for scene, cm in part.items():
+            merged[scene] = ConfusionMatrix.pooled([merged[scene], cm]) if scene in merged else cm
+    return merged
+
+
+class TrainingLosses(nn.Module):
+    """A model's :meth:`training_losses` as a forward pass: what DistributedDataParallel
+    wraps, since it synchronizes the gradients of what its forward computes."""
+
+    def __init__(self, model: SegmentationModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor, masks: Tensor, step: int, generator: torch.Generator) -> dict[str, Tensor]:
+        return self.model.training_losses(images, masks, step, generator)
+
+
+def distribute(model: SegmentationModel, cfg: RunConfig, compute: Compute, ranks: Ranks):
+    """What computes a training step's losses: ``model.training_losses`` in one process;
+    among several, the model (dropout drawn for the global batch, batch norm synchronized
+    with ``train.sync_bn``) wrapped in DistributedDataParallel."""
+    if ranks.world == 1:
+        return model.training_losses
+    share = cfg.train.batch_size // ranks.world
+    if model.batch_split is None or (model.batch_split == "pairs" and share % 2):
+        raise ValueError(
+            f"{type(model).__name__} cannot share a batch of {cfg.train.batch_size} among {ranks.world} processes: "
+            + ("its loss compares every image of the batch with every other; train it in one process"
+               if model.batch_split is None else f"its loss pairs the images, and each share of {share} must be even"))
+    global_batch_dropout(model)
+    if cfg.train.sync_bn:
+        sync_batch_norm(model, compute.device)
+    return DistributedDataParallel(TrainingLosses(model), device_ids=[compute.device.index] if compute.device.type == "cuda" else None)
+
+
 # ---------------------------------------------------------------- the loop
 def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force: bool = False) -> Path:
     """Train ``cfg`` into its run directory under ``root``; resume or skip if it exists.
 
     Returns the run directory. A finished run (``test_metrics.json`` present) is returned
     as it is; an interrupted one resumes after its last complete epoch. ``force`` deletes
-    what the directory holds and trains the run again from the start.
+    what the directory holds and trains the run again from the start. Started by
+    torchrun, the processes train the run together (:mod:`mrife.distributed`); rank 0
+    writes it.
     """
     run = run_dir_for(cfg, root)
-    if force and run.exists():
+    compute = Compute.from_config(cfg.train)
+    ranks = join(compute.device)
+    compute = compute.on_rank(ranks.local_rank)
+    progress = progress and ranks.main
+    if ranks.main and force and run.exists():
         shutil.rmtree(run)
+    ranks.barrier()
     if is_finished(run):
         return run
-    run.mkdir(parents=True, exist_ok=True)
-    remove_partial_writes(run)  # a try killed mid-write
-    save_yaml(cfg, run / "config.yaml")
+    if ranks.main:
+        run.mkdir(parents=True, exist_ok=True)
+        remove_partial_writes(run)  # a try killed mid-write
+        save_yaml(cfg, run / "config.yaml")
     started = time.perf_counter()
 
     # Data
-    loaders = build_loaders(cfg, build_splits(cfg, progress))
+    loaders = build_loaders(cfg, build_splits(cfg, progress), ranks)
 
     # Model, optimizer and schedule on the configured device; then what an interrupted run had done
-    compute = Compute.from_config(cfg.train)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(compute.device, memory_format=compute.memory_format)
+    step_losses = distribute(model, cfg, compute, ranks)
     optimizer, schedule = build_optimizer(cfg, model, len(loaders["train"]))
     scaler = compute.grad_scaler()
     state = resume(run, model, optimizer, schedule, scaler, compute.device)
-    if state["history"]:  # a kill can fall between the last epoch's last.pt and its history.json
+    if state["history"] and ranks.main:  # a kill can fall between the last epoch's last.pt and its history.json
         write_json(run / "history.json", state["history"])
     started -= state["seconds"]  # wall time counts every try
     state["tries"].append(code_version())  # read now: the checkout may change while it trains
@@ -175,18 +233,24 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force:
     for epoch in epochs:
         tic = time.perf_counter()
         seed_epoch(cfg.seed, epoch, loaders["train"], draws)
-        terms = train_epoch(model, loaders["train"], (optimizer, schedule, scaler), draws, compute, progress)
-        record = epoch_record(epoch, schedule, terms, evaluate(model, loaders["val"], compute), tic)
-        save_epoch(run, state, record, model, (optimizer, schedule, scaler), time.perf_counter() - started)
+        terms = train_epoch(model, loaders["train"], (optimizer, schedule, scaler), draws, compute, progress,
+                            ranks, step_losses)
+        val = ConfusionMatrix.pooled(scored_confusions(model, loaders["val"], compute, ranks).values()).compute()
+        record = epoch_record(epoch, schedule, terms, val, tic)
+        if ranks.main:
+            save_epoch(run, state, record, model, (optimizer, schedule, scaler), time.perf_counter() - started)
         epochs.set_postfix(loss=f"{terms['loss']:.3f}", val_lIoU=f"{record['val_lIoU']:.3f}")
+    ranks.barrier()  # best.pt is written
 
     # Test the best-validation checkpoint
     model.load_state_dict(load_checkpoint(run / "best.pt", compute.device))
-    per_scene = confusion_by_scene(model, loaders["test"], compute)
+    per_scene = scored_confusions(model, loaders["test"], compute, ranks)
+    if not ranks.main:
+        return run
     test = ConfusionMatrix.pooled(per_scene.values()).compute() | model.test_metrics(loaders["test"])
     write_json(run / "test_confusions.json", {scene: cm.counts for scene, cm in per_scene.items()})
     write_json(run / "normalization.json", {"mean": loaders["train"].dataset.mean, "std": loaders["train"].dataset.std})
-    write_json(run / "provenance.json", provenance(cfg, compute, time.perf_counter() - started, state["tries"]))
+    write_json(run / "provenance.json", provenance(cfg, compute, time.perf_counter() - started, state["tries"], ranks))
     write_json(run / "test_metrics.json", test)
     (run / "last.pt").unlink(missing_ok=True)
     return run
@@ -255,42 +319,58 @@ def seed_epoch(seed: int, epoch: int, loader: DataLoader, draws: torch.Generator
     draws.manual_seed(epoch_seed)
 
 
-def train_step(model: SegmentationModel, batch: dict, optimization, draws, compute: Compute) -> dict[str, Tensor]:
-    """One optimizer step on ``batch``; returns the model's loss terms (detached).
+def train_step(model: SegmentationModel, batch: dict, optimization, draws, compute: Compute,
+               ranks: Ranks = Ranks(), step_losses=None) -> dict[str, Tensor]:
+    """One optimizer step on ``batch``; returns the model's loss terms (detached; among
+    several processes, the global batch's).
 
-    ``optimization`` is ``(optimizer, schedule, scaler)``.
+    ``optimization`` is ``(optimizer, schedule, scaler)``; ``step_losses`` (default
+    ``model.training_losses``) is what :func:`distribute` returns.
     """
     optimizer, schedule, scaler = optimization
     images, masks = compute.inputs(batch)
-    with compute.autocast():
-        losses = model.training_losses(images, masks, schedule.last_epoch, draws)
-    if not torch.isfinite(losses["loss"]):
-        values = {k: float(v.detach()) for k, v in losses.items()}
+    with compute.autocast(), sharing(ranks):
+        losses = (step_losses or model.training_losses)(images, masks, schedule.last_epoch, draws)
+    terms = global_terms(losses, ranks)
+    if not torch.isfinite(terms["loss"]):
+        values = {k: float(v) for k, v in terms.items()}
         raise FloatingPointError(
             f"non-finite loss {values}; training stopped, the last complete epoch's "
             f"checkpoint is kept (lower train.lr or check the data)"
         )
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(losses["loss"]).backward()
+    # DistributedDataParallel averages the ranks' gradients; their losses add up to the global one
+    scaler.scale(losses["loss"] * ranks.world if ranks.world > 1 else losses["loss"]).backward()
     scaler.step(optimizer)
     scaler.update()
     schedule.step()
     model.after_step()
-    return {k: v.detach() for k, v in losses.items()}
+    return terms
+
+
+def global_terms(losses: dict[str, Tensor], ranks: Ranks) -> dict[str, Tensor]:
+    """The loss terms of the global batch, detached: each rank's parts summed, except the
+    ratios named ``share_*`` (MRIFE's gradient shares), averaged."""
+    if ranks.world == 1:
+        return {k: v.detach() for k, v in losses.items()}
+    names = sorted(losses)  # the same terms on every rank, summed in one exchange
+    summed = ranks.sum(torch.stack([losses[k].detach().float() for k in names]))
+    return {k: v / ranks.world if k.startswith("share_") else v for k, v in zip(names, summed)}
 
 
 def train_epoch(model: SegmentationModel, loader, optimization, draws, compute: Compute,
-                progress: bool) -> dict[str, float]:
+                progress: bool, ranks: Ranks = Ranks(), step_losses=None) -> dict[str, float]:
     """One pass over ``loader``; returns the mean of each term the model reports, over the
     batches that report it (a diagnostic measured every few steps is averaged over those).
 
-    ``optimization`` is ``(optimizer, schedule, scaler)``.
+    ``optimization`` is ``(optimizer, schedule, scaler)``; ``ranks`` and ``step_losses``
+    as :func:`train_step` takes them.
     """
     model.train()
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     for batch in tqdm(loader, desc="batches", leave=False, disable=not progress):
-        losses = train_step(model, batch, optimization, draws, compute)
+        losses = train_step(model, batch, optimization, draws, compute, ranks, step_losses)
         for k in losses:
             sums[k] = sums.get(k, 0.0) + float(losses[k])
             counts[k] = counts.get(k, 0) + 1

@@ -5,11 +5,14 @@
 The Triton SFCE kernel compiled for the device, forward and backward against the float64
 reference in fp32, bf16 and fp16, at the CPU tests' sizes and at N = M = 16k; one MRIFE
 training step at the ``paper`` profile (ResNet101, 512 x 512, batch 4) in fp32 and under
-bf16 and fp16 autocast; the kernel benchmark's GPU part. Run it as its own pytest session
+bf16 and fp16 autocast; the kernel benchmark's GPU part; with two GPUs, two processes
+(NCCL) against one. Run it as its own pytest session
 (the command above): the CPU kernel tests make Triton interpret, these need it compiled.
 """
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -74,3 +77,14 @@ def test_kernel_benchmark_runs_on_the_device():
     rows = run_cuda([1024], repeats=2)
     assert {row["backend"] for row in rows} == {"triton", "torch", "torch.compile(torch)"}
     assert all(row["time_s"] > 0 and row["peak_extra_bytes"] >= 0 for row in rows)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_two_gpus_train_as_one_with_nccl(tmp_path):
+    from test_distributed import ENV, TORCHRUN, assert_close, outcome, train_args
+
+    on_gpu = ("train.device=cuda", "train.deterministic=true")
+    subprocess.run([sys.executable, *train_args(tmp_path / "one", *on_gpu)], check=True, env=ENV)
+    subprocess.run([*TORCHRUN, *train_args(tmp_path / "two", *on_gpu)], check=True, env=ENV)
+    # wider than on the CPU: cuDNN's convolutions may use TF32, whose rounding the two runs meet in another order
+    assert_close(outcome(tmp_path / "two"), outcome(tmp_path / "one"), rel_tol=1e-2)

@@ -25,6 +25,10 @@ from mrife.data.errors import DataError, MissingDataError
 
 STRETCH_PERCENTILES = (1.0, 99.0)
 STRETCH_SAMPLE_SIDE = 1024  # the decimated read the percentiles come from, pixels on its long side
+# GDAL's block cache while reading (bytes). Its default, 5 % of the machine's memory,
+# would keep every block of a scene read window by window; this holds a band of windows
+# across a wide scene, so overlapping windows still find their blocks decoded.
+READ_CACHE_BYTES = 64 * 2**20
 
 
 def open_image(path) -> Image.Image:
@@ -117,8 +121,8 @@ class Raster:
         """Percentiles of each band over the valid pixels of a decimated read of the scene."""
         scale = max(1.0, max(self.height, self.width) / STRETCH_SAMPLE_SIDE)
         shape = (max(1, round(self.height / scale)), max(1, round(self.width / scale)))
-        values = self._file.read(self.colour_bands, out_shape=(len(self.colour_bands), *shape))
-        valid = self._valid(values, None if self.alpha is None else self._file.read(self.alpha, out_shape=shape))
+        values = self._read(self.colour_bands, out_shape=(len(self.colour_bands), *shape))
+        valid = self._valid(values, None if self.alpha is None else self._read(self.alpha, out_shape=shape))
         if not valid.any():
             raise DataError(f"{self.path}: every pixel is nodata or transparent")
         low, high = np.percentile(values[:, valid].astype(np.float64), STRETCH_PERCENTILES, axis=1)
@@ -140,13 +144,12 @@ class Raster:
         image: float32 [h, w, bands] in [0, 1] (0 where not valid); valid: bool [h, w],
         false where the file says nodata or alpha is 0.
         """
-        f = self._file
         if not self._decoded:
             open_image(self.path).close()
             self._decoded = True
         bands = (len(self.colour_bands), *shape) if shape else None
-        values = f.read(self.colour_bands, window=window, out_shape=bands)  # [C, h, w]
-        alpha = None if self.alpha is None else f.read(self.alpha, window=window, out_shape=shape)
+        values = self._read(self.colour_bands, window=window, out_shape=bands)  # [C, h, w]
+        alpha = None if self.alpha is None else self._read(self.alpha, window=window, out_shape=shape)
         valid = self._valid(values, alpha)
         if self.palette is not None:
             lut = np.array([self.palette.get(i, (0, 0, 0, 255))[:3] for i in range(256)], np.float32) / 255.0
@@ -159,6 +162,11 @@ class Raster:
             image = np.repeat(image, 3, axis=0)
         image = image.transpose(1, 2, 0) * valid[..., None]  # [h, w, bands]
         return np.ascontiguousarray(image, np.float32), valid
+
+    def _read(self, *args, **kwargs) -> np.ndarray:
+        """The file's ``read`` with GDAL's block cache held to :data:`READ_CACHE_BYTES`."""
+        with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES):
+            return self._file.read(*args, **kwargs)
 
     def close(self) -> None:
         self._file.close()

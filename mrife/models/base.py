@@ -9,7 +9,8 @@ nothing else:
 - ``after_step()``: called after each optimizer step (MRIFE: the teacher's EMA update);
 - ``test_metrics(loader)``: metrics beyond the pixel metrics, added to the test results
   (ICSSN: its object-level classification);
-- ``trainable_parameters()``: what the optimizer updates.
+- ``trainable_parameters()``: what the optimizer updates;
+- ``batch_split``: how the batch's loss can be shared out among processes.
 
 A model whose only loss is cross-entropy (the segmentation branch, DeepLabv3+) needs
 none of them: the defaults below are its whole training behaviour. A model that draws
@@ -29,6 +30,12 @@ from mrife.losses import joint_loss
 
 class SegmentationModel(nn.Module):
     """Images ``[B, 3, H, W]`` -> logits ``[B, 2, H, W]`` in eval mode, plus the training contract."""
+
+    #: How a batch's loss splits over processes (:mod:`mrife.distributed`): ``"images"``
+    #: (terms over single images: any share of the batch), ``"pairs"`` (over the image
+    #: pairs (0, 1), (2, 3), ...: shares of an even size), or ``None`` (terms that compare
+    #: every image of the batch with every other: one process only).
+    batch_split: str | None = "images"
 
     def training_losses(self, images: Tensor, masks: Tensor, step: int,
                         generator: torch.Generator) -> dict[str, Tensor]:

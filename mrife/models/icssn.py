@@ -154,6 +154,8 @@ class ICSSN(SegmentationModel):
         bands: the input's channels (``data.bands``; 3 = RGB).
     """
 
+    batch_split = None  # the object contrast compares every image of the batch
+
     def __init__(
         self,
         backbone: str = "resnet18",

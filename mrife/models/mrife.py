@@ -153,6 +153,8 @@ class MRIFE(SegmentationModel):
         bands: the input's channels (``data.bands``; 3 = RGB).
     """
 
+    batch_split = "pairs"  # SFCE contrasts the images of a pair
+
     def __init__(
         self,
         backbone: str = "resnet18",
