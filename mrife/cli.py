@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mrife", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train one run into its run directory")
+    train = sub.add_parser("train", help="train one run into its run directory",
+                           epilog="several GPUs (or CPU processes): torchrun --standalone --nproc_per_node N "
+                                  "-m mrife train ... trains the run as one process would (mrife.distributed)")
     source = train.add_mutually_exclusive_group()
     source.add_argument("--profile", default="cpu", choices=sorted(PROFILES),
                         help="starting configuration (default: cpu)")
