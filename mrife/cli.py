@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args) -> int:
-    from mrife.distributed import this_process
+    from mrife.distributed import main_process
     from mrife.train import fit
 
     cfg = apply_overrides(load_yaml(args.config), args.overrides) if args.config else \
@@ -103,7 +103,7 @@ def _train(args) -> int:
     if args.dry_run:
         return _dry_run(cfg, progress=not args.no_progress)
     run = fit(cfg, args.out, progress=not args.no_progress, force=args.force)
-    if not this_process().main:  # under torchrun, rank 0 reports
+    if not main_process():  # under torchrun, rank 0 reports
         return 0
     print(f"run directory: {run}")
     print(json.dumps(json.loads((run / "test_metrics.json").read_text()), indent=1))
@@ -111,13 +111,13 @@ def _train(args) -> int:
 
 
 def _reproduce(args) -> int:
-    from mrife.distributed import this_process
+    from mrife.distributed import main_process
     from mrife.reproduce import CANDIDATES, CHOICES, reproduce
 
     experiments = args.only or (sorted({c for cs in CHOICES.values() for c in cs}) if args.choices else None)
     runs = reproduce(args.profile, args.out, experiments, args.overrides, progress=not args.no_progress,
                      seeds=args.seeds)
-    if not this_process().main:  # under torchrun, rank 0 reports
+    if not main_process():  # under torchrun, rank 0 reports
         return 0
     for name, by_seed in runs.items():
         for seed, run in sorted(by_seed.items()):

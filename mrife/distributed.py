@@ -96,16 +96,17 @@ def join(device: torch.device) -> Ranks:
     ``LOCAL_RANK``), joining their process group on first use: NCCL for a CUDA device,
     gloo otherwise. Without torchrun, one process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return this_process()
-
-
-def this_process() -> Ranks:
-    """The ranks of the process group this process has joined (one process if none)."""
-    if not dist.is_initialized():
+    if world == 1:
         return Ranks()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_backend())
+
+
+def main_process() -> bool:
+    """Whether this process is rank 0, the one that writes and reports: under torchrun
+    read from ``RANK`` (known before the process group is joined), otherwise true."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 @contextlib.contextmanager
@@ -169,8 +170,8 @@ class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     processes on CPUs (gloo): torch's ``SyncBatchNorm`` runs on GPUs only.
 
     The per-channel sums are added across ranks with a differentiable all-reduce, so the
-    backward pass is the global batch's too. In eval mode, or in one process, it is
-    ``BatchNorm2d``.
+    backward pass is the global batch's too. In eval mode, or outside a shared training
+    step (:func:`sharing`), it is ``BatchNorm2d``.
     """
 
     def _check_input_dim(self, input: Tensor) -> None:
@@ -178,13 +179,15 @@ class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected a 4-d input [B, C, H, W], got {input.dim()}-d")
 
     def forward(self, x: Tensor) -> Tensor:
-        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+        if not self.training or batch_share() is None:
             return super().forward(x)
         self._check_input_dim(x)
         x = x.float()  # in fp32 under autocast too, as torch's batch norm is
         dims = (0, 2, 3)
-        count = _AllReduce.apply(torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype))
-        mean = _AllReduce.apply(x.sum(dims)) / count  # [C]
+        # the per-channel sums and the pixel count in one exchange: [C + 1]
+        sums = _AllReduce.apply(torch.cat([x.sum(dims), x.new_full((1,), x.numel() / x.shape[1])]))
+        count = sums[-1:]
+        mean = sums[:-1] / count  # [C]
         var = _AllReduce.apply((x - mean[:, None, None]).pow(2).sum(dims)) / count  # biased, as BN normalizes
         if self.track_running_stats:
             with torch.no_grad():

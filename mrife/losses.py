@@ -150,7 +150,7 @@ def joint_loss(
     if share is None:
         ce = F.cross_entropy(logits, target, ignore_index=IGNORE)
     else:  # this rank's part of the global batch's mean: its sum over the global batch's labelled pixels
-        labelled = share.sum((target != IGNORE).sum().to(logits.dtype))
+        labelled = share.sum((target != IGNORE).sum().float())  # not in bf16, which rounds counts
         ce = F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="sum") / labelled
     zero = ce.detach() * 0.0
     reconst, cons = zero, zero

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mrife.config import RunConfig, load_profile, load_yaml
-from mrife.distributed import this_process
+from mrife.distributed import main_process
 from mrife.metrics import METRIC_NAMES, ConfusionMatrix, hierarchical_bootstrap
 from mrife.runs import is_finished, run_dir_for, write_json
 from mrife.train import fit
@@ -143,7 +143,7 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
                 continue
             cfg = experiment_config(profile, name, overrides, seed)
             run = run_dir_for(cfg, root)
-            done, main = is_finished(run), this_process().main  # under torchrun, rank 0 reports and writes
+            done, main = is_finished(run), main_process()  # under torchrun, rank 0 reports and writes
             if main:
                 print(f"[{profile}] {name} seed {seed}: {'finished, skipped' if done else 'training'} ({run.name})",
                       flush=True)

@@ -38,9 +38,9 @@ import torch
 
 from mrife.compute import Compute
 from mrife.config import RunConfig, config_hash, load_yaml, save_yaml
-from mrife.distributed import Ranks
 from mrife.data.folder import fingerprint
 from mrife.data.transforms import MEAN, STD
+from mrife.distributed import Ranks
 from mrife.models import SegmentationModel, build_model
 
 BUILT_IN_SOURCES = ("sichuan", "synthetic")  # checksummed downloads, or generated from the config
