@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -36,6 +38,17 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 def cores() -> int:
     """The CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def processor() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux; the architecture elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def resolve_device(name: str) -> torch.device:

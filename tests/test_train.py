@@ -105,6 +105,14 @@ def test_provenance_says_whether_the_code_had_uncommitted_changes(monkeypatch, s
     assert prov["git_commit"] == "0691917f" and prov["git_dirty"] is dirty
 
 
+def test_provenance_names_the_processor_and_its_bf16(monkeypatch):
+    monkeypatch.setattr(runs_module, "processor", lambda: "Example CPU 9000")
+    monkeypatch.setattr(runs_module, "native_bf16", lambda device: True)
+    prov = runs_module.provenance(load_profile("smoke"), Compute(torch.device("cpu"), "bf16"), 1.0, [])
+    assert (prov["processor"], prov["native_bf16"], prov["precision"]) == ("Example CPU 9000", True, "bf16"), \
+        "provenance must say which CPU ran the run and whether it computes bf16 natively"
+
+
 def test_provenance_outside_a_checkout(monkeypatch):
     monkeypatch.setattr(runs_module, "_git", lambda *args: "")
     prov = runs_module.provenance(load_profile("smoke"), Compute(torch.device("cpu")), 1.0,
