@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -29,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from mrife.compute import Compute, cores, native_bf16
+from mrife.compute import Compute, cores, native_bf16, processor
 from mrife.config import load_profile
 from mrife.losses import reconstruction_loss, sfce_loss
 from mrife.models import build_model
@@ -101,7 +100,7 @@ def main() -> None:
     batch = next(iter(build_loaders(cfg, build_splits(cfg, progress=False))["train"]))
     cpu = torch.device("cpu")
     print(f"profile {args.profile}: batch {tuple(batch['image'].shape)}, backbone {cfg.model.backbone}, "
-          f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{torch.get_num_threads()} threads, {processor()}, {os.cpu_count()} cores, "
           f"native bf16: {'yes' if native_bf16(cpu) else 'no (emulated)'}; median of {args.repeats} steps\n")
 
     print("| precision and memory format | MRIFE ms | seg. branch ms | MRIFE / seg. branch | MRIFE GFLOP/s "

@@ -120,5 +120,52 @@ def loss_curves(history, terms=("train_loss", "train_ce", "train_reconst", "trai
     return ax
 
 
+def choice_seeds(table, ax=None, title: str | None = None):
+    """Each candidate of an open choice as a row of dots, one per training seed (its best
+    validation lIoU), with the mean over two or more seeds as a bar: the spread a decision is made
+    against. ``table`` is :func:`mrife.reproduce.choice_table`'s (its ``per seed`` and
+    ``decision`` columns); the default, listed first, is drawn at the top."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 0.5 * len(table) + 1.0))
+    for row, (name, cand) in enumerate(table.iterrows()):
+        values = list(cand["per seed"].values())
+        ax.plot(values, [row] * len(values), "o", mfc="none", color="tab:blue")
+        for seed, value in cand["per seed"].items():
+            ax.annotate(str(seed), (value, row), xytext=(0, 6), textcoords="offset points", ha="center", fontsize=7)
+        if len(values) > 1:
+            ax.plot([np.mean(values)] * 2, [row - 0.3, row + 0.3], color="tab:red", lw=2)
+    labels = [f"{name}\n{cand['decision']}" if cand["decision"] else name for name, cand in table.iterrows()]
+    ax.set_yticks(range(len(table)), labels, fontsize=8)
+    ax.set_ylim(len(table) - 0.5, -0.5)
+    ax.set_xlim(0, None)
+    ax.set_xlabel("best validation lIoU (a dot per seed, labelled; bar: the mean)")
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def seed_curves(curves: dict, ax=None, title: str | None = None):
+    """Validation lIoU per epoch of one candidate's runs, a line per seed, each run's best
+    epoch (the checkpoint kept) ringed. ``curves`` maps a seed to its run's history (a
+    DataFrame or records with ``epoch`` and ``val_lIoU``)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.2, 2.6))
+    for seed, history in sorted(curves.items()):
+        records = _records(history)
+        epochs, values = [r["epoch"] + 1 for r in records], [r["val_lIoU"] for r in records]
+        line, = ax.plot(epochs, values, marker=".", label=f"seed {seed}")
+        best = int(np.argmax(values))
+        ax.plot(epochs[best], values[best], "o", mfc="none", ms=9, color=line.get_color())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation lIoU")
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
 def _records(history) -> list[dict]:
     return history.to_dict("records") if hasattr(history, "to_dict") else list(history)

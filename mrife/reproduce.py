@@ -454,22 +454,25 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
 
     Returns:
         A DataFrame indexed by candidate with columns ``overrides``, ``val lIoU``
-        (mean), ``sd``, ``n`` (seeds) and ``decision``; a candidate with no finished run
-        shows n 0 and "not run".
+        (mean), ``sd``, ``n`` (seeds), ``decision`` and ``per seed`` (seed -> best
+        validation lIoU, for :func:`mrife.plots.choice_seeds`); a candidate with no
+        finished run shows n 0 and "not run".
     """
     if choice not in CHOICES:
         raise KeyError(f"unknown choice {choice!r}; valid: {', '.join(CHOICES)}")
     rows = {}
     for name in CHOICES[choice]:
         try:
-            best = [float(res.history["val_lIoU"].max()) for res in results(profile, name, root)]
+            per_seed = {res.seed: float(res.history["val_lIoU"].max()) for res in results(profile, name, root)}
         except FileNotFoundError:
-            best = []
+            per_seed = {}
+        best = list(per_seed.values())
         rows[name] = {"overrides": " ".join(o for o in _overrides(name) if not o.startswith("model.name=")) or
                       "(default)", "val lIoU": float(np.mean(best)) if best else np.nan,
-                      "sd": float(np.std(best, ddof=1)) if len(best) > 1 else np.nan, "n": len(best)}
+                      "sd": float(np.std(best, ddof=1)) if len(best) > 1 else np.nan, "n": len(best),
+                      "per seed": per_seed}
     table = pd.DataFrame.from_dict(rows, orient="index")
-    table["decision"] = ["not run" if n == 0 else "" for n in table["n"]]
+    table.insert(4, "decision", ["not run" if n == 0 else "" for n in table["n"]])
     ranked = table[table["n"] > 0].sort_values("val lIoU", ascending=False)
     if len(ranked) >= 2:
         top, second = ranked.index[:2]
@@ -485,3 +488,40 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
             if table.loc[default, "n"] > 0:
                 table.loc[default, "decision"] = "kept: no clear winner"
     return table
+
+
+NOT_LEARNING = 0.05  # a best validation lIoU below this: the run never learned to find landslides
+
+
+def read_choice(table: pd.DataFrame, choice: str) -> str:
+    """A Markdown line saying what :func:`choice_table`'s ``table`` of ``choice`` found: the
+    leader and the runner-up with mean +- sd over seeds, the decision, and every seed of
+    a candidate that never learned (best validation lIoU below :data:`NOT_LEARNING`)."""
+    ran = table[table["n"] > 0].sort_values("val lIoU", ascending=False)
+    if ran.empty:
+        return f"- **{choice}**: no candidate has a finished run yet; the default `{table.index[0]}` stands."
+
+    def score(name):
+        row = ran.loc[name]
+        spread = "" if row["n"] < 2 else f" ± {row['sd']:.3f}"
+        return f"`{name}` {row['val lIoU']:.3f}{spread} ({row['n']} seed{'s' if row['n'] > 1 else ''})"
+
+    top = ran.index[0]
+    line = f"- **{choice}**: best validation lIoU, mean ± sd over seeds: {score(top)}"
+    if len(ran) > 1:
+        line += f", ahead of {score(ran.index[1])}"
+    decision = table.loc[top, "decision"]
+    line += {"chosen": f": `{top}` is chosen (its lead is larger than either one's spread over seeds).",
+             "best, within seed noise": f": the lead is within seed noise, so the default `{table.index[0]}` "
+                                        "stays."}.get(decision, f": {decision or 'the only candidate run'}, "
+                                                                "nothing is decided yet.")
+    failed = [f"`{name}` seed {seed} ({value:.3f})" for name, row in ran.iterrows()
+              for seed, value in row["per seed"].items() if value < NOT_LEARNING]
+    if failed:
+        line += " Runs that never learned to find landslides (best below " + f"{NOT_LEARNING}): " + \
+            ", ".join(failed) + "."
+    not_run = [f"`{name}`" for name in table.index[table["n"] == 0]]
+    if not_run:
+        line += " Not run yet: " + ", ".join(not_run) + "."
+    return line
+

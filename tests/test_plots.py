@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from mrife.data.transforms import MEAN, STD
-from mrife.plots import boundary, loss_curves, show_blocks, show_prediction, to_rgb
+from mrife.plots import boundary, choice_seeds, loss_curves, seed_curves, show_blocks, show_prediction, to_rgb
 
 
 def test_boundary_is_the_inner_rim():
@@ -35,3 +35,25 @@ def test_figures_draw_red_boundary_and_curves():
     assert show_blocks(image, np.zeros((2, 2), dtype=int)).images, "nothing drawn"
     ax = loss_curves([{"epoch": 0, "train_loss": 2.0, "train_cons": 0.0}, {"epoch": 1, "train_loss": 1.0, "train_cons": 0.0}])
     assert [l.get_label() for l in ax.get_lines()] == ["loss"], "all-zero terms should be skipped"
+
+
+def test_choice_seeds_draws_a_dot_per_seed_and_a_mean_bar():
+    import pandas as pd
+
+    table = pd.DataFrame({"decision": ["", "chosen", "not run"],
+                          "per seed": [{0: 0.3, 1: 0.1, 2: 0.2}, {0: 0.4}, {}]}, index=["default", "other", "unrun"])
+    ax = choice_seeds(table)
+    dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert [sorted(line.get_xdata()) for line in dots] == [[0.1, 0.2, 0.3], [0.4], []], "one dot per seed, per row"
+    bars = [line for line in ax.get_lines() if line.get_marker() != "o"]
+    assert len(bars) == 1 and np.allclose(bars[0].get_xdata(), 0.2), "a mean bar only for two or more seeds"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["default", "other\nchosen", "unrun\nnot run"]
+
+
+def test_seed_curves_draws_a_line_per_seed_and_rings_its_best_epoch():
+    history = [{"epoch": 0, "val_lIoU": 0.1}, {"epoch": 1, "val_lIoU": 0.3}, {"epoch": 2, "val_lIoU": 0.2}]
+    ax = seed_curves({1: history, 0: [{**r, "val_lIoU": 0.0} for r in history]})
+    lines = ax.get_lines()
+    assert [l.get_label() for l in lines if l.get_marker() == "."] == ["seed 0", "seed 1"], "a line per seed, by seed"
+    ring = lines[3]
+    assert (ring.get_xdata()[0], ring.get_ydata()[0]) == (2, 0.3), "seed 1's best epoch (the 2nd) should be ringed"

@@ -11,7 +11,7 @@ from mrife.cli import main
 from mrife.data import TileDataset
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
 from mrife.reproduce import (EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, compare, experiment_config,
-                             leaders, read_differences, reproduce, result, results, scene_confusions,
+                             leaders, read_choice, read_differences, reproduce, result, results, scene_confusions,
                              seed_scene_confusions, seeds_for, verdict, verdicts)
 from mrife.runs import load_run
 from mrife.train import build_splits, confusion_by_scene
@@ -214,6 +214,34 @@ def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
         assert table.loc[top, "decision"] == "chosen", f"a lead beyond seed noise is a decision: {table}"
     else:
         assert table.loc["segbranch", "decision"] == "kept: no clear winner", f"within noise the default stays: {table}"
+
+
+def choice(rows: dict) -> pd.DataFrame:
+    """A choice_table-like table from candidate -> {seed: best val lIoU} and a decision."""
+    table = {}
+    for name, (per_seed, decision) in rows.items():
+        values = list(per_seed.values())
+        table[name] = {"val lIoU": sum(values) / len(values) if values else math.nan,
+                       "sd": pd.Series(values).std() if len(values) > 1 else math.nan, "n": len(values),
+                       "decision": decision, "per seed": per_seed}
+    return pd.DataFrame.from_dict(table, orient="index")
+
+
+def test_read_choice_states_the_decision_and_the_runs_that_never_learned():
+    line = read_choice(choice({"default": ({0: 0.30, 1: 0.02, 2: 0.28}, ""),
+                               "better": ({0: 0.40, 1: 0.41, 2: 0.42}, "chosen"),
+                               "unrun": ({}, "not run")}), "fusion")
+    assert "`better` 0.410 ± 0.010 (3 seeds), ahead of `default` 0.200 ± 0.156 (3 seeds)" in line, line
+    assert "`better` is chosen" in line, line
+    assert "`default` seed 1 (0.020)" in line and "seed 0" not in line, f"only the seed that never learned: {line}"
+    assert line.endswith("Not run yet: `unrun`."), line
+    line = read_choice(choice({"default": ({0: 0.30, 1: 0.32, 2: 0.31}, "kept: no clear winner"),
+                               "other": ({0: 0.33, 1: 0.30, 2: 0.34}, "best, within seed noise")}), "sfce")
+    assert "within seed noise, so the default `default` stays" in line, line
+    line = read_choice(choice({"default": ({0: 0.30}, ""), "other": ({0: 0.33}, "leading; undecided below 3 seeds")}),
+                       "x")
+    assert "(1 seed)" in line and "undecided below 3 seeds, nothing is decided yet" in line, line
+    assert "no candidate has a finished run" in read_choice(choice({"default": ({}, "not run")}), "x")
 
 
 def test_two_reproductions_sharing_a_folder_keep_each_others_index(tmp_path, monkeypatch):
