@@ -1,7 +1,8 @@
-"""Cases for the SFCE kernel tests and their float64 reference, shared by the CPU tests
-(``test_kernel.py``, under Triton's interpreter) and the GPU suite (``test_cuda.py``).
-Importing this module imports ``mrife.kernels``: the importer decides first whether
-Triton interprets or compiles."""
+"""Random cases for checking the SFCE kernel against its float64 reference, with the
+tolerances each precision is held to: shared by the CPU tests (``tests/test_kernel.py``,
+under Triton's interpreter), the GPU suite (``tests/test_cuda.py``) and chapter 11's
+live check. Importing this module imports ``mrife.kernels``: the importer decides first
+whether Triton interprets or compiles (``TRITON_INTERPRET``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import math
 
 import torch
 
-from mrife.kernels import gather_rows, masked_supcon, supervised_contrastive
+from .masked_supcon import masked_supcon
+from .reference import gather_rows, supervised_contrastive
 
 # (atol, rtol) against the float64 reference evaluated on the same (rounded) inputs, atol
 # relative to the largest |value| or |gradient| of the case.

@@ -50,3 +50,25 @@ def supervised_contrastive(pos: Tensor, neg: Tensor, temperature: float = 0.07) 
     log_ratio = s_pos - torch.logaddexp(s_pos, log_neg_sum)  # [N, N]
     off_diag = ~torch.eye(N, dtype=torch.bool, device=pos.device)
     return -(log_ratio * off_diag).sum() / N
+
+
+def supcon_term_by_term(pos: Tensor, neg: Tensor, temperature: float = 0.07, indicator=None) -> float:
+    """Eqs. (4)-(5) read literally, one Python loop per sum, in float64: slow, and there to
+    check :func:`supervised_contrastive` against the formula as printed.
+
+    ``indicator(i, j)`` is Eq. (5)'s I; by default the corrected ``i != j``. The paper's
+    literal wording (``i == j`` only) gives another number, which is how the book shows
+    the erratum. Shapes as :func:`supervised_contrastive`.
+    """
+    indicator = indicator or (lambda i, j: i != j)
+    x, x_neg = F.normalize(pos.double(), dim=1), F.normalize(neg.double(), dim=1)
+    total = 0.0
+    for i in range(len(x)):
+        negatives = sum(torch.exp(x[i] @ x_neg[k] / temperature) for k in range(len(x_neg)))
+        l_i = 0.0
+        for j in range(len(x)):
+            if indicator(i, j):
+                positive = torch.exp(x[i] @ x[j] / temperature)
+                l_i += torch.log(positive / (positive + negatives))
+        total += -l_i / len(x)  # Eq. (5) for anchor i, summed over anchors as Eq. (4)
+    return float(total)

@@ -15,8 +15,9 @@ package or from the layers below it (``tests/test_layers.py`` checks every impor
 
 0. ``labels``: the values a label mask holds (background, landslide, ignored), and
    ``distributed``: the processes a run is shared among (torchrun);
-1. the leaves: ``config``, ``paper``, ``compute``, ``data``, ``maps``, ``masking``, ``metrics``
-   and ``mrife.kernels`` (the SFCE kernel with the reference it is checked against);
+1. the leaves: ``config``, ``paper``, ``compute``, ``data``, ``findings`` (what the runs'
+   tables say, in words), ``maps``, ``masking``, ``metrics`` and ``mrife.kernels`` (the
+   SFCE kernel with the reference it is checked against);
 2. ``losses``: every loss term, built on the kernels;
 3. ``models``: the models and their training contract (``models/base.py``);
 4. ``runs``: the run directory (atomic writes, checkpoints, provenance, ``load_run``);

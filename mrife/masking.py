@@ -21,6 +21,7 @@ from mrife.distributed import batch_share
 from mrife.labels import IGNORE, LANDSLIDE
 
 BACKGROUND, EDGE, INTERIOR, PADDING = 0, 1, 2, 3
+CLASS_NAMES = {BACKGROUND: "background", EDGE: "edge", INTERIOR: "interior", PADDING: "padding"}
 
 # Which block classes are masked as class 1 for each strategy (Table VI); class 0 is
 # always background. "all" masks landslide blocks of both kinds against background.
@@ -62,6 +63,12 @@ def classify_blocks(mask: Tensor, block: int = 8) -> Tensor:
     return classes if mask.dim() == 3 else classes[0]
 
 
+def block_counts(classes: Tensor) -> dict[str, int]:
+    """How many blocks of each class (:data:`CLASS_NAMES`) ``classes`` holds, any shape."""
+    counts = torch.bincount(classes.flatten(), minlength=len(CLASS_NAMES))
+    return {name: int(counts[k]) for k, name in CLASS_NAMES.items()}
+
+
 class MaskedBatch(NamedTuple):
     """What the masker returns.
 
@@ -78,6 +85,15 @@ class MaskedBatch(NamedTuple):
     idx_pos: Tensor
     idx_neg: Tensor
     classes: Tensor
+
+    def positions(self, i: int) -> Tensor:
+        """Image ``i``'s masked blocks as an int64 ``[h, w]`` map: 1 where ``maskList_1``
+        holds the block, 2 where ``maskList_0`` does, 0 elsewhere (Fig. 2's lists)."""
+        h, w = self.classes.shape[1:]
+        flat = torch.zeros(h * w, dtype=torch.long)
+        for value, idx in ((1, self.idx_pos.cpu()), (2, self.idx_neg.cpu())):
+            flat[idx[idx // (h * w) == i] % (h * w)] = value  # flat b*h*w + r*w + c -> r*w + c of image i
+        return flat.view(h, w)
 
 
 class BlockMasker:

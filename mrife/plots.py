@@ -1,5 +1,6 @@
-"""Figures of the paper, drawn with matplotlib: block classes (Fig. 2), predictions with
-the label's boundary in red (Fig. 4), heat maps (Figs. 5, 7, 8) and loss curves (Fig. 6).
+"""Figures of the paper, drawn with matplotlib: block classes and masked blocks (Fig. 2),
+predictions with the label's boundary in red (Fig. 4), heat maps (Figs. 5, 7, 8), loss
+curves (Fig. 6), and the book's own: validation curves and open choices over seeds.
 
 Every function draws into a given ``matplotlib.axes.Axes`` (or makes one) and returns it,
 so a chapter lays figures out as it likes. Images are ``[H, W, 3]`` floats in [0, 1]
@@ -18,6 +19,8 @@ from mrife.labels import LANDSLIDE
 
 # background, edge, interior, padding (mrife.masking's block classes)
 BLOCK_COLOURS = ListedColormap([(0, 0, 0, 0), (1.0, 0.85, 0.0, 0.55), (0.1, 0.6, 1.0, 0.45), (0.5, 0.5, 0.5, 0.6)])
+# not masked, maskList_1, maskList_0 (mrife.masking.MaskedBatch.positions)
+MASK_LIST_COLOURS = ListedColormap([(0, 0, 0, 0), (1.0, 0.2, 0.0, 0.9), (0.0, 0.9, 1.0, 0.9)])
 
 
 def to_rgb(image) -> np.ndarray:
@@ -75,13 +78,30 @@ def show_prediction(image, pred, mask, ax=None, title: str | None = None):
     return ax
 
 
-def show_blocks(image, classes, block: int = 8, ax=None, title: str | None = None):
-    """Fig. 2 style: block classes ``[h, w]`` (0 background, 1 edge, 2 interior, 3 padding) over the image."""
+def show_blocks(image, classes, block: int = 8, ax=None, title: str | None = None, mask=None):
+    """Fig. 2 style: block classes ``[h, w]`` (0 background, 1 edge, 2 interior, 3 padding)
+    over the image, with the label's boundary in red when ``mask`` is given."""
     ax = _axes(ax)
-    ax.imshow(to_rgb(image))
+    rgb = to_rgb(image).copy()
+    if mask is not None:
+        rgb[boundary(mask)] = (1.0, 0.0, 0.0)
+    ax.imshow(rgb)
     c = np.asarray(classes)
     h, w = c.shape
     ax.imshow(c, cmap=BLOCK_COLOURS, vmin=0, vmax=3, interpolation="nearest",
+              extent=(-0.5, w * block - 0.5, h * block - 0.5, -0.5))
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def show_positions(image, positions, block: int = 8, ax=None, title: str | None = None):
+    """Fig. 2's lists: the masked blocks of :meth:`mrife.masking.MaskedBatch.positions`
+    (``[h, w]``: 1 ``maskList_1`` in red, 2 ``maskList_0`` in cyan) over the image."""
+    ax = _axes(ax)
+    ax.imshow(to_rgb(image))
+    h, w = np.asarray(positions).shape
+    ax.imshow(np.asarray(positions), cmap=MASK_LIST_COLOURS, vmin=0, vmax=2, interpolation="nearest",
               extent=(-0.5, w * block - 0.5, h * block - 0.5, -0.5))
     if title:
         ax.set_title(title, fontsize=9)

@@ -4,14 +4,16 @@
 (:func:`seeds_for`) into ``results/P/``, a run directory per experiment and seed named by
 the hash of its resolved config, seed included (see :mod:`mrife.runs`): a finished run is
 never trained twice and an interrupted one resumes. Chapters read the runs back with
-:func:`result` (one seed), :func:`results` (every finished seed), :func:`compare` (mean
-over seeds beside the paper) and :func:`verdicts` (intervals over seeds and test scenes).
+:func:`result` (one seed), :func:`finished` (one seed of several experiments),
+:func:`results` (every finished seed), :func:`compare` (mean over seeds beside the
+paper), :func:`verdicts` (intervals over seeds and test scenes) and :func:`choice_table`
+(an open choice's candidates on the validation split); :mod:`mrife.findings` says in
+words what they show.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ import pandas as pd
 
 from mrife.config import RunConfig, load_profile, load_yaml
 from mrife.distributed import main_process
+from mrife.findings import verdict
 from mrife.metrics import METRIC_NAMES, ConfusionMatrix, hierarchical_bootstrap
 from mrife.runs import is_finished, run_dir_for, write_json
 from mrife.train import fit
@@ -197,9 +200,43 @@ def result(profile: str, experiment: str, root: str | Path | None = None, seed: 
             f"no finished run of {experiment!r} at profile {profile!r}, seed {seed}, in {run}; produce it with "
             + _how_to_produce(profile, experiment, seed)
         )
+    return _read(experiment, run)
+
+
+def _read(experiment: str, run: Path) -> Result:
+    """A finished run directory as a :class:`Result`."""
     history = pd.DataFrame(json.loads((run / "history.json").read_text()))
     test = json.loads((run / "test_metrics.json").read_text())
     return Result(experiment, run, load_yaml(run / "config.yaml"), history, test)
+
+
+def finished(profile: str, experiments, root: str | Path | None = None) -> dict[str, Result]:
+    """The first seed's run of each experiment that is finished, for a chapter's figures.
+
+    ``experiments`` is a list of experiment names or a dict label -> experiment; the
+    result is keyed the same way and leaves out what is missing, after printing one line
+    for each missing run with the command that produces it.
+    """
+    named = experiments if isinstance(experiments, dict) else {e: e for e in experiments}
+    found = {}
+    for label, experiment in named.items():
+        try:
+            found[label] = result(profile, experiment, root)
+        except FileNotFoundError as err:
+            print(f"{label}: {err}")
+    return found
+
+
+def sizing_runs(root: str | Path | None = None) -> dict[str, Result]:
+    """The finished runs under ``<root>/sizing/``: single seeds of the ``cpu`` profile trained
+    for more epochs than it does, to see where validation levels off (chapter 5). Keyed
+    "<model>, <epochs> epochs"; each Result's ``experiment`` is its model's name."""
+    found = {}
+    for run in sorted((Path(root or results_root()) / "sizing").glob("*/")):
+        if is_finished(run):
+            cfg = load_yaml(run / "config.yaml")
+            found[f"{cfg.model.name}, {cfg.train.epochs} epochs"] = _read(cfg.model.name, run)
+    return found
 
 
 def results(profile: str, experiment: str, root: str | Path | None = None) -> list[Result]:
@@ -311,73 +348,6 @@ def seed_scene_confusions(runs: dict[str, list[Result]]) -> dict[str, dict[int, 
     return out
 
 
-def leaders(table: pd.DataFrame) -> pd.DataFrame:
-    """Which row of a :func:`compare` table is best on each metric, in the paper and in ours.
-
-    Every metric here is better when higher; only the ``"paper"`` and ``"ours"`` columns are
-    read (ours is the mean over seeds; ``sd`` and ``n`` are ignored). A row whose model
-    predicts nothing cannot lead: a row with ``recall`` 0 in a source (the table needs a
-    ``recall`` column for this) is treated as predicting nothing -- no true positive, so
-    precision 0 too, by :func:`mrife.metrics.metrics_from_counts`' convention -- and left
-    out of that source's ranking on every metric (its PA, for one, can be high on a test
-    set that is mostly background). Returns a DataFrame indexed by metric with columns
-    ``paper``, ``ours`` (a row label; "tie: a, b" when the best value is shared, "–" when
-    fewer than two rows take part) and ``same`` (whether they agree).
-    """
-    metrics = table.columns.get_level_values("metric").unique()
-    out = {}
-    for metric in metrics:
-        best = {}
-        for source in ("paper", "ours"):
-            recall = table[("recall", source)] if ("recall", source) in table.columns else None
-            values = {row: v for row, v in table[(metric, source)].items()
-                      if isinstance(v, float) and not (recall is not None and recall[row] == 0)}
-            top = max(values.values(), default=None)
-            winners = [row for row, v in values.items() if v == top]
-            best[source] = ("–" if len(values) < 2 else winners[0] if len(winners) == 1
-                            else "tie: " + ", ".join(winners))
-        best["same"] = best["paper"] == best["ours"] and best["ours"] != "–"
-        out[metric] = best
-    return pd.DataFrame.from_dict(out, orient="index")
-
-
-def read_differences(bootstrap: pd.DataFrame, metric: str, level: float = 0.9,
-                     resampled: str = "the test scenes") -> str:
-    """One Markdown line per difference row of :func:`mrife.metrics.scene_bootstrap` (or,
-    with ``resampled="the seeds and the test scenes"``, of
-    :func:`mrife.metrics.hierarchical_bootstrap`)."""
-    lines = []
-    for label, row in bootstrap.dropna(subset=["share > 0"]).iterrows():
-        if row["low"] > 0 or row["high"] < 0:
-            verdict = f"larger than the spread that resampling {resampled} gives"
-        else:
-            verdict = f"within the spread that resampling {resampled} gives (the interval holds 0)"
-        lines.append(f"- {label}: {metric} {row['value']:+.4f} ({level:.0%} interval {row['low']:+.4f} to "
-                     f"{row['high']:+.4f}; ahead in {row['share > 0']:.0%} of the draws): {verdict}.")
-    return "\n".join(lines)
-
-
-def verdict(low: float, high: float, paper_sign: float) -> str:
-    """What an interval of our difference says about a difference the paper reports.
-
-    ``paper_sign`` is the paper's difference (or just its sign). Returns "reproduced" when
-    the interval excludes 0 on the paper's side (``low > 0`` for a positive difference),
-    "reversed" when it excludes 0 on the other side, and "inconclusive" when it holds 0
-    (an end exactly at 0 holds it).
-
-    Raises:
-        ValueError: the paper's difference is 0 or NaN (no side to reproduce), an end of the
-            interval is NaN, or ``low > high``.
-    """
-    if not paper_sign or math.isnan(paper_sign):
-        raise ValueError(f"the paper's difference {paper_sign} has no sign: nothing to reproduce or reverse")
-    if math.isnan(low) or math.isnan(high) or low > high:
-        raise ValueError(f"({low}, {high}) is not an interval")
-    if low > 0 or high < 0:
-        return "reproduced" if (low > 0) == (paper_sign > 0) else "reversed"
-    return "inconclusive"
-
-
 def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 0.9, seed: int = 0) -> pd.DataFrame:
     """A verdict on each difference the paper claims, with an interval over seeds and test scenes.
 
@@ -397,7 +367,7 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
         ``paper`` (its difference), ``ours`` (mean over seeds of focus minus mean over seeds
         of other: the difference of the ``"ours"`` cells of :func:`compare`), ``low`` and
         ``high`` (the ``level`` interval), ``share > 0`` (draws where focus is ahead),
-        ``seeds`` ("focus vs other") and ``verdict`` (:func:`verdict`; "not run: <experiments>"
+        ``seeds`` ("focus vs other") and ``verdict`` (:func:`mrife.findings.verdict`; "not run: <experiments>"
         when an experiment has no finished seed). The level is in ``.attrs["level"]``.
 
     Raises:
@@ -488,40 +458,3 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
             if table.loc[default, "n"] > 0:
                 table.loc[default, "decision"] = "kept: no clear winner"
     return table
-
-
-NOT_LEARNING = 0.05  # a best validation lIoU below this: the run never learned to find landslides
-
-
-def read_choice(table: pd.DataFrame, choice: str) -> str:
-    """A Markdown line saying what :func:`choice_table`'s ``table`` of ``choice`` found: the
-    leader and the runner-up with mean +- sd over seeds, the decision, and every seed of
-    a candidate that never learned (best validation lIoU below :data:`NOT_LEARNING`)."""
-    ran = table[table["n"] > 0].sort_values("val lIoU", ascending=False)
-    if ran.empty:
-        return f"- **{choice}**: no candidate has a finished run yet; the default `{table.index[0]}` stands."
-
-    def score(name):
-        row = ran.loc[name]
-        spread = "" if row["n"] < 2 else f" ± {row['sd']:.3f}"
-        return f"`{name}` {row['val lIoU']:.3f}{spread} ({row['n']} seed{'s' if row['n'] > 1 else ''})"
-
-    top = ran.index[0]
-    line = f"- **{choice}**: best validation lIoU, mean ± sd over seeds: {score(top)}"
-    if len(ran) > 1:
-        line += f", ahead of {score(ran.index[1])}"
-    decision = table.loc[top, "decision"]
-    line += {"chosen": f": `{top}` is chosen (its lead is larger than either one's spread over seeds).",
-             "best, within seed noise": f": the lead is within seed noise, so the default `{table.index[0]}` "
-                                        "stays."}.get(decision, f": {decision or 'the only candidate run'}, "
-                                                                "nothing is decided yet.")
-    failed = [f"`{name}` seed {seed} ({value:.3f})" for name, row in ran.iterrows()
-              for seed, value in row["per seed"].items() if value < NOT_LEARNING]
-    if failed:
-        line += " Runs that never learned to find landslides (best below " + f"{NOT_LEARNING}): " + \
-            ", ".join(failed) + "."
-    not_run = [f"`{name}`" for name in table.index[table["n"] == 0]]
-    if not_run:
-        line += " Not run yet: " + ", ".join(not_run) + "."
-    return line
-

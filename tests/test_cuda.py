@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not CUDA, reason="no CUDA device: run `pytest -m cuda tests/test_cuda.py` "
                                                   "on a machine with an NVIDIA GPU")]
 if CUDA:  # compiled Triton: imported only where a GPU is, so the CPU suite keeps its interpreter
-    from kernel_cases import SIZES, TOLERANCES, assert_matches, make_case, reference, run
+    from mrife.kernels.cases import SIZES, TOLERANCES, assert_matches, make_case, reference, run
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 

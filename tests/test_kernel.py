@@ -37,11 +37,9 @@ finally:
 
 import torch  # noqa: E402
 
-from kernel_cases import SIZES, TOLERANCES, assert_matches, make_case, reference, run  # noqa: E402
-
-from mrife.kernels import masked_supcon  # noqa: E402
+from mrife.kernels import masked_supcon, supervised_contrastive  # noqa: E402
+from mrife.kernels.cases import SIZES, TOLERANCES, assert_matches, make_case, reference, run  # noqa: E402
 from mrife.kernels.masked_supcon_chunked import chunked_supcon  # noqa: E402
-from mrife.kernels import supervised_contrastive  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def interpreter(request, monkeypatch):

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # to) and from units of lower layers, nothing else.
 LAYERS = [
     {"labels", "distributed"},
-    {"config", "paper", "compute", "data", "maps", "masking", "metrics", "kernels"},
+    {"config", "paper", "compute", "data", "findings", "maps", "masking", "metrics", "kernels"},
     {"losses"},
     {"models"},
     {"runs"},

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mrife.kernels import gather_rows, supervised_contrastive
+from mrife.kernels.reference import supcon_term_by_term
 from mrife.labels import IGNORE
 from mrife.losses import LossWeights, joint_loss, reconstruction_loss, sfce_loss
 
@@ -152,3 +153,13 @@ def test_padding_counts_in_no_loss():
     crop = joint_loss(logits[..., :6, :], target[:, :6])["ce"]
     assert joint_loss(logits, padded)["ce"].item() == pytest.approx(crop.item(), rel=1e-6), (
         "a padded tile must have the cross-entropy of its unpadded crop")
+
+
+def test_supervised_contrastive_is_eq5_read_term_by_term():
+    g = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(5, 6, generator=g, dtype=torch.float64), torch.randn(4, 6, generator=g, dtype=torch.float64)
+    literal = supcon_term_by_term(pos, neg, 0.07)
+    assert literal == pytest.approx(float(supervised_contrastive(pos, neg, 0.07)), rel=1e-12), \
+        "the vectorized loss must equal Eqs. (4)-(5) summed term by term"
+    misprint = supcon_term_by_term(pos, neg, 0.07, indicator=lambda i, j: i == j)
+    assert misprint != pytest.approx(literal, rel=1e-3), "the paper's literal indicator gives another value"

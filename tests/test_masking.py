@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mrife.labels import IGNORE
-from mrife.masking import BACKGROUND, EDGE, INTERIOR, PADDING, BlockMasker, classify_blocks
+from mrife.masking import BACKGROUND, EDGE, INTERIOR, PADDING, BlockMasker, block_counts, classify_blocks
 
 
 def block_with(n: int, block: int = 8) -> torch.Tensor:
@@ -121,3 +121,20 @@ def test_blocks_with_padding_are_their_own_class_and_never_masked():
         out = BlockMasker(8, "all", 1.0, seed=seed)(images, mask)
         picked = torch.cat([out.idx_pos, out.idx_neg])
         assert not (classes.flatten()[picked] == PADDING).any(), "a padding block was masked"
+
+
+def test_positions_map_the_mask_lists_image_by_image():
+    masks = random_blobs()
+    out = BlockMasker(8, "edge+back", seed=1)(torch.randn(3, 3, 64, 64), masks)
+    for i in range(3):
+        positions = out.positions(i)
+        zeroed = (out.images[i] == 0).all(0).reshape(8, 8, 8, 8).all(3).all(1)  # [h, w]: the blocks set to 0
+        assert torch.equal(positions > 0, zeroed), f"image {i}: the map must mark exactly the masked blocks"
+        assert set(out.classes[i][positions == 1].tolist()) <= {EDGE}, "1 marks maskList_1 (edge blocks)"
+        assert set(out.classes[i][positions == 2].tolist()) <= {BACKGROUND}, "2 marks maskList_0 (background)"
+        assert int((positions == 1).sum()) == int((out.idx_pos // 64 == i).sum())
+
+
+def test_block_counts_name_every_class():
+    classes = torch.tensor([[BACKGROUND, EDGE], [EDGE, PADDING]])
+    assert block_counts(classes) == {"background": 1, "edge": 2, "interior": 0, "padding": 1}

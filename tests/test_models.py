@@ -405,8 +405,9 @@ def test_teacher_bn_batch_keeps_the_teachers_own_statistics():
                 model.after_step()
         moved = not torch.equal(bn.running_var, before)
         assert moved == (teacher_bn == "batch"), f"{teacher_bn}: running statistics moved = {moved}"
-        rms = model.decoder_input_rms(x, masks)
-        assert set(rms) == {"train", "eval"} and all(v > 0 for v in rms.values()), f"{teacher_bn}: {rms}"
+        rms = model.feature_rms(x, masks)
+        assert set(rms) == {"seg", "enhanced", "fused"} and all(
+            set(r) == {"train", "eval"} and min(r.values()) > 0 for r in rms.values()), f"{teacher_bn}: {rms}"
     with torch.no_grad():
         model.train()
         train_rms = model.teacher(x).pow(2).mean().sqrt()

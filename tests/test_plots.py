@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from mrife.data.transforms import MEAN, STD
-from mrife.plots import boundary, choice_seeds, loss_curves, seed_curves, show_blocks, show_prediction, to_rgb
+from mrife.plots import (boundary, choice_seeds, loss_curves, seed_curves, show_blocks, show_positions,
+                         show_prediction, to_rgb)
 
 
 def test_boundary_is_the_inner_rim():
@@ -33,6 +34,14 @@ def test_figures_draw_red_boundary_and_curves():
     drawn = ax.images[0].get_array()
     assert tuple(drawn[4, 4]) == (1.0, 0.0, 0.0), "the label's boundary should be red"
     assert show_blocks(image, np.zeros((2, 2), dtype=int)).images, "nothing drawn"
+    drawn = show_blocks(image, np.zeros((2, 2), dtype=int), mask=mask).images[0].get_array()
+    assert tuple(drawn[4, 4]) == (1.0, 0.0, 0.0) and tuple(drawn[8, 8]) == (0.5, 0.5, 0.5), \
+        "show_blocks with a mask should paint the label's boundary red and leave the rest"
+    positions = np.zeros((2, 2), dtype=int)
+    positions[0, 1] = 1
+    overlay = show_positions(image, positions, block=8).images[1]
+    assert overlay.get_extent() == [-0.5, 15.5, 15.5, -0.5] and overlay.get_array()[0, 1] == 1, \
+        "the mask lists should cover the image, one cell a block"
     ax = loss_curves([{"epoch": 0, "train_loss": 2.0, "train_cons": 0.0}, {"epoch": 1, "train_loss": 1.0, "train_cons": 0.0}])
     assert [l.get_label() for l in ax.get_lines()] == ["loss"], "all-zero terms should be skipped"
 

@@ -8,13 +8,14 @@ import pytest
 from torch.utils.data import DataLoader
 
 from mrife.cli import main
+from mrife.config import load_profile
 from mrife.data import TileDataset
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
 from mrife.reproduce import (EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, compare, experiment_config,
-                             leaders, read_choice, read_differences, reproduce, result, results, scene_confusions,
-                             seed_scene_confusions, seeds_for, verdict, verdicts)
+                             finished, reproduce, result, results, scene_confusions, seed_scene_confusions,
+                             seeds_for, sizing_runs, verdicts)
 from mrife.runs import load_run
-from mrife.train import build_splits, confusion_by_scene
+from mrife.train import build_splits, confusion_by_scene, fit
 
 TINY = ["data.synthetic_scenes=4", "data.synthetic_size=64", "data.tile_size=64", "data.input_size=32",
         "train.batch_size=2", "train.epochs=1"]
@@ -43,7 +44,7 @@ def test_missing_run_says_how_to_produce_it(tmp_path):
         "columns per metric: paper, ours, sd, n"
 
 
-def test_reproduce_writes_runs_the_tables_read(tmp_path, monkeypatch):
+def test_reproduce_writes_runs_the_tables_read(tmp_path, monkeypatch, capsys):
     # The tiny overrides go into the profile so that result() finds the same config hash.
     from mrife import config
 
@@ -57,6 +58,10 @@ def test_reproduce_writes_runs_the_tables_read(tmp_path, monkeypatch):
     assert table.loc["Baseline", ("F1", "n")] == 1 and table.loc["Baseline", ("F1", "sd")] == "", \
         "one seed: n 1 and no sd expected"
     assert table.loc["Other", ("F1", "ours")] == "not run"
+    capsys.readouterr()
+    found = finished("smoke", {"B": "segbranch", "M": "mrife"}, root=tmp_path)
+    assert list(found) == ["B"] and found["B"].run == res.run, "finished() keeps the finished run, by label"
+    assert capsys.readouterr().out.startswith("M: no finished run of 'mrife'"), "a missing run is reported"
     # The per-scene counts the run kept are its best checkpoint's on the test split, and
     # they pool back to the run's own test metrics.
     per_scene = scene_confusions({"seg": res})
@@ -70,28 +75,9 @@ def test_reproduce_writes_runs_the_tables_read(tmp_path, monkeypatch):
     assert {m: float(pooled[m]) for m in METRIC_NAMES} == pytest.approx({m: res.test[m] for m in METRIC_NAMES})
 
 
-def test_leaders_name_the_best_row_per_metric():
-    table = compare("smoke", {"Baseline": None, "Other": None}, PAPER)
-    table[("lIoU", "ours")] = [0.2, 0.3]
-    table[("F1", "ours")] = [0.4, 0.4]
-    best = leaders(table)
-    assert best.loc["lIoU"].tolist() == ["Baseline", "Other", False]
-    assert best.loc["F1", "ours"] == "tie: Baseline, Other"
-    assert leaders(compare("smoke", {"Baseline": None}, PAPER)).loc["lIoU", "ours"] == "–"
-
-
 def test_compare_refuses_a_misspelt_experiment(tmp_path):
     with pytest.raises(KeyError, match=r"unknown experiments \['mrfie'\].*valid: deeplabv3plus"):
         compare("smoke", {"MRIFE": "mrfie"}, PAPER, root=tmp_path)
-
-
-def test_read_differences_says_when_the_interval_holds_zero():
-    boot = pd.DataFrame({"value": [0.3, 0.05, -0.2], "low": [0.2, -0.01, -0.3], "high": [0.4, 0.1, -0.1],
-                         "share > 0": [float("nan"), 0.9, 0.0]}, index=["A", "A - B", "A - C"])
-    lines = read_differences(boot, "lIoU").splitlines()
-    assert len(lines) == 2, "model rows are not differences"
-    assert "holds 0" in lines[0] and "+0.0500" in lines[0] and "90% of the draws" in lines[0]
-    assert "larger than the spread" in lines[1]
 
 
 def test_default_seeds_per_profile_and_experiment():
@@ -160,33 +146,6 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
         reproduce("smoke", tmp_path, ["segbranch"], overrides=["seed=3"], progress=False)
 
 
-def test_verdict_reads_the_interval_against_the_paper():
-    assert verdict(0.01, 0.05, +0.03) == "reproduced", "interval above 0, paper positive: reproduced"
-    assert verdict(-0.05, -0.01, -0.03) == "reproduced", "interval below 0, paper negative: reproduced"
-    assert verdict(-0.05, -0.01, +0.03) == "reversed", "interval below 0, paper positive: reversed"
-    assert verdict(0.01, 0.05, -1) == "reversed", "interval above 0, paper negative: reversed"
-    assert verdict(-0.01, 0.05, +0.03) == "inconclusive", "interval holding 0: inconclusive"
-    assert verdict(0.0, 0.05, +0.03) == "inconclusive", "an end at exactly 0 holds 0: inconclusive"
-    with pytest.raises(ValueError, match="no sign"):
-        verdict(0.01, 0.05, 0)
-    with pytest.raises(ValueError, match="not an interval"):
-        verdict(0.05, 0.01, 1)
-
-
-def test_leaders_ignore_a_row_that_predicts_nothing():
-    paper = {"Baseline": {"lIoU": 0.3, "recall": 0.6, "PA": 0.9}, "Other": {"lIoU": 0.4, "recall": 0.5, "PA": 0.8},
-             "Empty": {"lIoU": 0.0, "recall": 0.0, "PA": 0.95}}
-    table = compare("smoke", {"Baseline": None, "Other": None, "Empty": None}, paper)
-    table[("lIoU", "ours")] = [0.2, 0.3, 0.0]
-    table[("recall", "ours")] = [0.5, 0.4, 0.0]
-    table[("PA", "ours")] = [0.90, 0.80, 0.97]  # predicting nothing on a mostly-background test set
-    table[("PA", "sd")] = [0.0, 0.0, 5.0]  # sd and n are not ranked
-    best = leaders(table)
-    assert best.loc["PA", "ours"] == "Baseline", "a row with recall 0 must not lead PA in ours"
-    assert best.loc["PA", "paper"] == "Baseline", "nor in the paper's column"
-    assert best.loc["lIoU"].tolist() == ["Other", "Other", True], "the other rows are ranked as before"
-
-
 def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
     from mrife import config
     from mrife import reproduce as reproduce_module
@@ -216,34 +175,6 @@ def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
         assert table.loc["segbranch", "decision"] == "kept: no clear winner", f"within noise the default stays: {table}"
 
 
-def choice(rows: dict) -> pd.DataFrame:
-    """A choice_table-like table from candidate -> {seed: best val lIoU} and a decision."""
-    table = {}
-    for name, (per_seed, decision) in rows.items():
-        values = list(per_seed.values())
-        table[name] = {"val lIoU": sum(values) / len(values) if values else math.nan,
-                       "sd": pd.Series(values).std() if len(values) > 1 else math.nan, "n": len(values),
-                       "decision": decision, "per seed": per_seed}
-    return pd.DataFrame.from_dict(table, orient="index")
-
-
-def test_read_choice_states_the_decision_and_the_runs_that_never_learned():
-    line = read_choice(choice({"default": ({0: 0.30, 1: 0.02, 2: 0.28}, ""),
-                               "better": ({0: 0.40, 1: 0.41, 2: 0.42}, "chosen"),
-                               "unrun": ({}, "not run")}), "fusion")
-    assert "`better` 0.410 ± 0.010 (3 seeds), ahead of `default` 0.200 ± 0.156 (3 seeds)" in line, line
-    assert "`better` is chosen" in line, line
-    assert "`default` seed 1 (0.020)" in line and "seed 0" not in line, f"only the seed that never learned: {line}"
-    assert line.endswith("Not run yet: `unrun`."), line
-    line = read_choice(choice({"default": ({0: 0.30, 1: 0.32, 2: 0.31}, "kept: no clear winner"),
-                               "other": ({0: 0.33, 1: 0.30, 2: 0.34}, "best, within seed noise")}), "sfce")
-    assert "within seed noise, so the default `default` stays" in line, line
-    line = read_choice(choice({"default": ({0: 0.30}, ""), "other": ({0: 0.33}, "leading; undecided below 3 seeds")}),
-                       "x")
-    assert "(1 seed)" in line and "undecided below 3 seeds, nothing is decided yet" in line, line
-    assert "no candidate has a finished run" in read_choice(choice({"default": ({}, "not run")}), "x")
-
-
 def test_two_reproductions_sharing_a_folder_keep_each_others_index(tmp_path, monkeypatch):
     import mrife.reproduce as reproduce_module
 
@@ -257,3 +188,12 @@ def test_two_reproductions_sharing_a_folder_keep_each_others_index(tmp_path, mon
     index = json.loads((tmp_path / "smoke" / "index.json").read_text())
     assert index["mrife"] == {"0": "mrife-from-elsewhere"}, "the other process's entry was overwritten"
     assert set(index["segbranch"]) == {"0"}
+
+
+def test_sizing_runs_are_read_by_model_and_length(tmp_path):
+    run = fit(load_profile("smoke", ["model.name=segbranch", *TINY, "train.epochs=2"]), tmp_path / "sizing",
+              progress=False)
+    (tmp_path / "sizing" / "unfinished").mkdir()
+    found = sizing_runs(tmp_path)
+    assert list(found) == ["segbranch, 2 epochs"], f"one finished sizing run expected, got {list(found)}"
+    assert found["segbranch, 2 epochs"].run == run and len(found["segbranch, 2 epochs"].history) == 2

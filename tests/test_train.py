@@ -211,3 +211,21 @@ def test_runs_take_the_name_their_config_has_after_a_field_is_added(tmp_path):
     assert "block" in yaml.safe_load((run / "config.yaml").read_text())["mask"], "config.yaml should list every field"
     assert json.loads((run.parent / "index.json").read_text()) == {"segbranch": {"0": run.name}}
     assert runs_module.rename_runs(tmp_path) == {}, "a second pass has nothing to rename"
+
+
+def test_a_teacher_with_batch_statistics_feeds_the_decoder_alike_in_training_and_at_test(tmp_path):
+    # After a short smoke training, batch norm's running statistics lag behind the batch
+    # statistics in every encoder, the segmentation branch's included (its features are
+    # about 9 times smaller at test than in training here), so the yardstick is the
+    # segmentation path: the enhancement path must change no more than it does.
+    def change(overrides):  # how much more the enhancement path changes than the segmentation path
+        cfg, model = load_run(fit(load_profile("smoke", ["model.name=mrife", *overrides]), tmp_path, progress=False))
+        batch = next(iter(build_loaders(cfg, build_splits(cfg, progress=False))["val"]))
+        rms = model.feature_rms(batch["image"], batch["mask"])
+        return (rms["enhanced"]["train"] / rms["enhanced"]["eval"]) / (rms["seg"]["train"] / rms["seg"]["eval"])
+
+    assert 1 / 1.5 < change(["model.teacher_bn=batch"]) < 1.5, \
+        "teacher_bn=batch: the enhancement features should change between training and test as the segmentation " \
+        "features do (within 1.5x)"
+    assert change([]) > 3, "the control: the EMA'd teacher's features at test should be far smaller than the " \
+        "student's in training (if not, this test no longer tells the designs apart)"

@@ -18,7 +18,7 @@ a consistent path are configuration values, to be decided on the validation spli
 `teacher_bn="batch"` (the teacher normalizes with batch statistics in training and
 keeps running statistics of its own features for the test, its buffers left out of
 the EMA, as DINO's teacher does) and `ema_decay` (the EMA horizon, 1 / (1 - decay)
-steps). `decoder_input_rms` measures how far apart the two paths are.
+steps). `feature_rms` measures how far apart the two paths are.
 
 The teacher is a timm `ModelEmaV3` registered as the submodule `teacher_ema`
 (so `state_dict()` and `.to()` carry it); `model.teacher` is its encoder. Its
@@ -225,21 +225,33 @@ class MRIFE(SegmentationModel):
         return self
 
     @torch.no_grad()
-    def decoder_input_rms(self, images: Tensor, masks: Tensor) -> dict[str, float]:
-        """Root mean square of what the decoder reads, in training and at test, on one batch.
+    def feature_rms(self, images: Tensor, masks: Tensor) -> dict[str, dict[str, float]]:
+        """Root mean square of what the fusion reads and what the decoder reads, in
+        training and at test, on one batch.
 
-        ``{"train": ..., "eval": ...}``: the fused features of a training forward (with the
-        batch masked by the mask module) and of an eval forward. Runs on a copy, so this
-        model's batch-norm statistics and mode are left alone.
+        ``{"seg" | "enhanced" | "fused": {"train": ..., "eval": ...}}``: the segmentation
+        features, the enhancement features (the student's or the teacher's in training,
+        by ``fuse_train``; the teacher's at test) and the fused features the decoder
+        reads, from a training forward (the batch masked by the mask module) and an eval
+        forward. Batch norm normalizes with batch statistics in the one and running
+        statistics in the other, in every encoder; ``enhanced`` against ``seg`` tells
+        how much more the enhancement path changes between the two. Runs on a copy, so
+        this model's statistics and mode are left alone.
         """
         probe = copy.deepcopy(self)
         seen = {}
-        probe.decoder.register_forward_hook(lambda m, args, out: seen.update(rms=args[0].pow(2).mean().sqrt()))
+
+        def record(module, args, out):
+            seen.update(seg=args[0], enhanced=args[1], fused=out)
+
+        probe.fuse.register_forward_hook(record)
         masked = probe.masker(images, masks, torch.Generator().manual_seed(0))
-        probe.train()(images, masked.images)
-        train = float(seen["rms"])
-        probe.eval()(images)
-        return {"train": train, "eval": float(seen["rms"])}
+        rms = {}
+        for mode in ("train", "eval"):
+            probe.train(mode == "train")(images, masked.images)
+            for name, value in seen.items():
+                rms.setdefault(name, {})[mode] = float(value.float().pow(2).mean().sqrt())
+        return rms
 
     @torch.no_grad()
     def after_step(self) -> None:

@@ -1,0 +1,166 @@
+"""What the runs found, in words and in tables a reader can take in: the lines a chapter
+prints under its tables and the verdicts its prose states.
+
+Everything here reads tables that :mod:`mrife.reproduce` builds from finished runs
+(``compare``, ``choice_table``, ``verdicts``, a run's history) and computes nothing
+from a checkpoint: :func:`format_table` (a table for display), :func:`epoch_table` and
+:func:`read_curve` (one run's training, epoch by epoch), :func:`leaders` (who leads each
+metric), :func:`read_differences` and :func:`verdict` (what an interval says of a
+difference), :func:`read_choice` (an open choice and its decision).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+NOT_LEARNING = 0.05  # a best validation lIoU below this: the run never learned to find landslides
+PLATEAU = 0.01  # a curve's last third within this of its earlier best: it levels off
+
+
+def format_table(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """``table`` with every float written to ``digits`` decimals and an empty cell as "–"
+    (a :func:`mrife.reproduce.compare` table leaves the paper's missing values and a single
+    seed's sd empty); other cells unchanged."""
+    return table.map(lambda v: f"{v:.{digits}f}" if isinstance(v, float) else ("–" if v == "" else v))
+
+
+def epoch_table(history: pd.DataFrame) -> pd.DataFrame:
+    """One run's history for reading: indexed by epoch from 1, the loss terms that are not
+    all zero (``train_`` prefix dropped), validation lIoU and F1 and the epoch's seconds."""
+    terms = [c for c in history.columns if c.startswith("train_") and history[c].abs().sum() > 0]
+    table = history[["epoch", *terms, "val_lIoU", "val_F1", "seconds"]].copy()
+    table["epoch"] += 1
+    return table.set_index("epoch").rename(columns=lambda c: c.replace("train_", "")).round(4)
+
+
+def read_curve(label: str, history: pd.DataFrame) -> str:
+    """A Markdown line on one run's validation lIoU curve: its best epoch, and whether it
+    levels off.
+
+    The best of the last third of the epochs is compared with the best before it: within
+    :data:`PLATEAU` the curve levels off, above it is still rising, below it falls back. A
+    run whose best stays below :data:`NOT_LEARNING` never learned; fewer than 6 epochs
+    are too few to tell.
+    """
+    n, best = len(history), history["val_lIoU"].max()
+    line = f"**{label}**: best validation lIoU {best:.4f} at epoch {int(history['val_lIoU'].idxmax()) + 1} of {n}"
+    if n < 6:
+        return line + "; too few epochs to tell whether it levels off."
+    if best < NOT_LEARNING:
+        return line + "; the curve stays near zero: this model has not learned to find landslides at this profile."
+    cut = n - n // 3
+    gain = history["val_lIoU"].iloc[cut:].max() - history["val_lIoU"].iloc[:cut].max()
+    if gain >= PLATEAU:
+        reading = "is still rising"
+    elif gain > -PLATEAU:
+        reading = "levels off (a plateau)"
+    else:
+        reading = "falls back below its earlier best (unsettled, not a plateau)"
+    return line + f"; the last {n // 3} epochs add {gain:+.4f} to the best before them: the curve {reading}."
+
+
+def leaders(table: pd.DataFrame) -> pd.DataFrame:
+    """Which row of a :func:`mrife.reproduce.compare` table is best on each metric, in the
+    paper and in ours.
+
+    Every metric here is better when higher; only the ``"paper"`` and ``"ours"`` columns are
+    read (ours is the mean over seeds; ``sd`` and ``n`` are ignored). A row whose model
+    predicts nothing cannot lead: a row with ``recall`` 0 in a source (the table needs a
+    ``recall`` column for this) is treated as predicting nothing -- no true positive, so
+    precision 0 too, by :func:`mrife.metrics.metrics_from_counts`' convention -- and left
+    out of that source's ranking on every metric (its PA, for one, can be high on a test
+    set that is mostly background). Returns a DataFrame indexed by metric with columns
+    ``paper``, ``ours`` (a row label; "tie: a, b" when the best value is shared, "–" when
+    fewer than two rows take part) and ``same`` (whether they agree).
+    """
+    metrics = table.columns.get_level_values("metric").unique()
+    out = {}
+    for metric in metrics:
+        best = {}
+        for source in ("paper", "ours"):
+            recall = table[("recall", source)] if ("recall", source) in table.columns else None
+            values = {row: v for row, v in table[(metric, source)].items()
+                      if isinstance(v, float) and not (recall is not None and recall[row] == 0)}
+            top = max(values.values(), default=None)
+            winners = [row for row, v in values.items() if v == top]
+            best[source] = ("–" if len(values) < 2 else winners[0] if len(winners) == 1
+                            else "tie: " + ", ".join(winners))
+        best["same"] = best["paper"] == best["ours"] and best["ours"] != "–"
+        out[metric] = best
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
+def read_differences(bootstrap: pd.DataFrame, metric: str, level: float = 0.9,
+                     resampled: str = "the test scenes") -> str:
+    """One Markdown line per difference row of :func:`mrife.metrics.scene_bootstrap` (or,
+    with ``resampled="the seeds and the test scenes"``, of
+    :func:`mrife.metrics.hierarchical_bootstrap`)."""
+    lines = []
+    for label, row in bootstrap.dropna(subset=["share > 0"]).iterrows():
+        if row["low"] > 0 or row["high"] < 0:
+            verdict = f"larger than the spread that resampling {resampled} gives"
+        else:
+            verdict = f"within the spread that resampling {resampled} gives (the interval holds 0)"
+        lines.append(f"- {label}: {metric} {row['value']:+.4f} ({level:.0%} interval {row['low']:+.4f} to "
+                     f"{row['high']:+.4f}; ahead in {row['share > 0']:.0%} of the draws): {verdict}.")
+    return "\n".join(lines)
+
+
+def verdict(low: float, high: float, paper_sign: float) -> str:
+    """What an interval of our difference says about a difference the paper reports.
+
+    ``paper_sign`` is the paper's difference (or just its sign). Returns "reproduced" when
+    the interval excludes 0 on the paper's side (``low > 0`` for a positive difference),
+    "reversed" when it excludes 0 on the other side, and "inconclusive" when it holds 0
+    (an end exactly at 0 holds it).
+
+    Raises:
+        ValueError: the paper's difference is 0 or NaN (no side to reproduce), an end of the
+            interval is NaN, or ``low > high``.
+    """
+    if not paper_sign or math.isnan(paper_sign):
+        raise ValueError(f"the paper's difference {paper_sign} has no sign: nothing to reproduce or reverse")
+    if math.isnan(low) or math.isnan(high) or low > high:
+        raise ValueError(f"({low}, {high}) is not an interval")
+    if low > 0 or high < 0:
+        return "reproduced" if (low > 0) == (paper_sign > 0) else "reversed"
+    return "inconclusive"
+
+
+
+
+def read_choice(table: pd.DataFrame, choice: str) -> str:
+    """A Markdown line saying what the :func:`mrife.reproduce.choice_table` of ``choice``
+    found: the leader and the runner-up with mean +- sd over seeds, the decision, and
+    every seed of a candidate that never learned (best validation lIoU below
+    :data:`NOT_LEARNING`)."""
+    ran = table[table["n"] > 0].sort_values("val lIoU", ascending=False)
+    if ran.empty:
+        return f"- **{choice}**: no candidate has a finished run yet; the default `{table.index[0]}` stands."
+
+    def score(name):
+        row = ran.loc[name]
+        spread = "" if row["n"] < 2 else f" ± {row['sd']:.3f}"
+        return f"`{name}` {row['val lIoU']:.3f}{spread} ({row['n']} seed{'s' if row['n'] > 1 else ''})"
+
+    top = ran.index[0]
+    line = f"- **{choice}**: best validation lIoU, mean ± sd over seeds: {score(top)}"
+    if len(ran) > 1:
+        line += f", ahead of {score(ran.index[1])}"
+    decision = table.loc[top, "decision"]
+    line += {"chosen": f": `{top}` is chosen (its lead is larger than either one's spread over seeds).",
+             "best, within seed noise": f": the lead is within seed noise, so the default `{table.index[0]}` "
+                                        "stays."}.get(decision, f": {decision or 'the only candidate run'}, "
+                                                                "nothing is decided yet.")
+    failed = [f"`{name}` seed {seed} ({value:.3f})" for name, row in ran.iterrows()
+              for seed, value in row["per seed"].items() if value < NOT_LEARNING]
+    if failed:
+        line += " Runs that never learned to find landslides (best below " + f"{NOT_LEARNING}): " + \
+            ", ".join(failed) + "."
+    not_run = [f"`{name}`" for name in table.index[table["n"] == 0]]
+    if not_run:
+        line += " Not run yet: " + ", ".join(not_run) + "."
+    return line
+

@@ -1,0 +1,118 @@
+"""What the runs' tables say: display formatting, epoch tables, curve readings, leaders,
+differences, verdicts and open choices (mrife.findings)."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from mrife.findings import (epoch_table, format_table, leaders, read_choice, read_curve,
+                            read_differences, verdict)
+from mrife.reproduce import compare
+
+PAPER = {"Baseline": {"lIoU": 0.3381, "F1": 0.5054}, "Other": {"lIoU": 0.1, "F1": 0.2}}
+
+
+def history(val_liou, **terms) -> pd.DataFrame:
+    """A run's history.json as a DataFrame, with the given validation lIoU per epoch."""
+    n = len(val_liou)
+    return pd.DataFrame({"epoch": range(n), "train_loss": [1.0] * n, **terms, "val_lIoU": val_liou,
+                         "val_F1": [2 * v / (1 + v) for v in val_liou], "seconds": [60.0] * n})
+
+
+def test_format_table_writes_four_decimals_and_a_dash_for_empty():
+    table = pd.DataFrame({"ours": [0.123456, "not run"], "sd": ["", 0.5]}, index=["a", "b"])
+    assert format_table(table).to_dict() == {"ours": {"a": "0.1235", "b": "not run"}, "sd": {"a": "–", "b": "0.5000"}}
+
+
+def test_epoch_table_counts_epochs_from_one_and_drops_all_zero_terms():
+    table = epoch_table(history([0.1, 0.2], train_cons=[0.0, 0.0], train_ce=[0.5, 0.4]))
+    assert table.index.tolist() == [1, 2], "epochs are shown from 1"
+    assert table.columns.tolist() == ["loss", "ce", "val_lIoU", "val_F1", "seconds"], "a term that is all zero is dropped"
+
+
+@pytest.mark.parametrize("curve, expected", [
+    ([0.0, 0.1, 0.2, 0.3, 0.35, 0.4], "still rising"),
+    ([0.0, 0.1, 0.3, 0.35, 0.345, 0.352], "levels off"),
+    ([0.0, 0.1, 0.3, 0.40, 0.2, 0.25], "falls back"),
+    ([0.0, 0.01, 0.02, 0.0, 0.01, 0.03], "has not learned"),
+    ([0.1, 0.3, 0.4], "too few epochs"),
+])
+def test_read_curve_tells_rising_plateau_falling_and_never_learned(curve, expected):
+    line = read_curve("model", history(curve))
+    assert expected in line, f"{curve} should read as {expected!r}: {line}"
+    assert f"best validation lIoU {max(curve):.4f} at epoch {curve.index(max(curve)) + 1} of {len(curve)}" in line
+
+
+def test_leaders_name_the_best_row_per_metric():
+    table = compare("smoke", {"Baseline": None, "Other": None}, PAPER)
+    table[("lIoU", "ours")] = [0.2, 0.3]
+    table[("F1", "ours")] = [0.4, 0.4]
+    best = leaders(table)
+    assert best.loc["lIoU"].tolist() == ["Baseline", "Other", False]
+    assert best.loc["F1", "ours"] == "tie: Baseline, Other"
+    assert leaders(compare("smoke", {"Baseline": None}, PAPER)).loc["lIoU", "ours"] == "–"
+
+
+def test_read_differences_says_when_the_interval_holds_zero():
+    boot = pd.DataFrame({"value": [0.3, 0.05, -0.2], "low": [0.2, -0.01, -0.3], "high": [0.4, 0.1, -0.1],
+                         "share > 0": [float("nan"), 0.9, 0.0]}, index=["A", "A - B", "A - C"])
+    lines = read_differences(boot, "lIoU").splitlines()
+    assert len(lines) == 2, "model rows are not differences"
+    assert "holds 0" in lines[0] and "+0.0500" in lines[0] and "90% of the draws" in lines[0]
+    assert "larger than the spread" in lines[1]
+
+
+def test_verdict_reads_the_interval_against_the_paper():
+    assert verdict(0.01, 0.05, +0.03) == "reproduced", "interval above 0, paper positive: reproduced"
+    assert verdict(-0.05, -0.01, -0.03) == "reproduced", "interval below 0, paper negative: reproduced"
+    assert verdict(-0.05, -0.01, +0.03) == "reversed", "interval below 0, paper positive: reversed"
+    assert verdict(0.01, 0.05, -1) == "reversed", "interval above 0, paper negative: reversed"
+    assert verdict(-0.01, 0.05, +0.03) == "inconclusive", "interval holding 0: inconclusive"
+    assert verdict(0.0, 0.05, +0.03) == "inconclusive", "an end at exactly 0 holds 0: inconclusive"
+    with pytest.raises(ValueError, match="no sign"):
+        verdict(0.01, 0.05, 0)
+    with pytest.raises(ValueError, match="not an interval"):
+        verdict(0.05, 0.01, 1)
+
+
+def test_leaders_ignore_a_row_that_predicts_nothing():
+    paper = {"Baseline": {"lIoU": 0.3, "recall": 0.6, "PA": 0.9}, "Other": {"lIoU": 0.4, "recall": 0.5, "PA": 0.8},
+             "Empty": {"lIoU": 0.0, "recall": 0.0, "PA": 0.95}}
+    table = compare("smoke", {"Baseline": None, "Other": None, "Empty": None}, paper)
+    table[("lIoU", "ours")] = [0.2, 0.3, 0.0]
+    table[("recall", "ours")] = [0.5, 0.4, 0.0]
+    table[("PA", "ours")] = [0.90, 0.80, 0.97]  # predicting nothing on a mostly-background test set
+    table[("PA", "sd")] = [0.0, 0.0, 5.0]  # sd and n are not ranked
+    best = leaders(table)
+    assert best.loc["PA", "ours"] == "Baseline", "a row with recall 0 must not lead PA in ours"
+    assert best.loc["PA", "paper"] == "Baseline", "nor in the paper's column"
+    assert best.loc["lIoU"].tolist() == ["Other", "Other", True], "the other rows are ranked as before"
+
+
+def choice(rows: dict) -> pd.DataFrame:
+    """A choice_table-like table from candidate -> {seed: best val lIoU} and a decision."""
+    table = {}
+    for name, (per_seed, decision) in rows.items():
+        values = list(per_seed.values())
+        table[name] = {"val lIoU": sum(values) / len(values) if values else math.nan,
+                       "sd": pd.Series(values).std() if len(values) > 1 else math.nan, "n": len(values),
+                       "decision": decision, "per seed": per_seed}
+    return pd.DataFrame.from_dict(table, orient="index")
+
+
+def test_read_choice_states_the_decision_and_the_runs_that_never_learned():
+    line = read_choice(choice({"default": ({0: 0.30, 1: 0.02, 2: 0.28}, ""),
+                               "better": ({0: 0.40, 1: 0.41, 2: 0.42}, "chosen"),
+                               "unrun": ({}, "not run")}), "fusion")
+    assert "`better` 0.410 ± 0.010 (3 seeds), ahead of `default` 0.200 ± 0.156 (3 seeds)" in line, line
+    assert "`better` is chosen" in line, line
+    assert "`default` seed 1 (0.020)" in line and "seed 0" not in line, f"only the seed that never learned: {line}"
+    assert line.endswith("Not run yet: `unrun`."), line
+    line = read_choice(choice({"default": ({0: 0.30, 1: 0.32, 2: 0.31}, "kept: no clear winner"),
+                               "other": ({0: 0.33, 1: 0.30, 2: 0.34}, "best, within seed noise")}), "sfce")
+    assert "within seed noise, so the default `default` stays" in line, line
+    line = read_choice(choice({"default": ({0: 0.30}, ""), "other": ({0: 0.33}, "leading; undecided below 3 seeds")}),
+                       "x")
+    assert "(1 seed)" in line and "undecided below 3 seeds, nothing is decided yet" in line, line
+    assert "no candidate has a finished run" in read_choice(choice({"default": ({}, "not run")}), "x")
