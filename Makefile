@@ -15,7 +15,7 @@ export MRIFE_DATA_MIRROR ?= $(abspath ../shared/data)
 endif
 JB_BUILD = $(BIN)/jupyter-book build -W -n --keep-going .
 
-.PHONY: book test venv clean
+.PHONY: book test lab venv clean
 
 book: $(STAMP)
 	$(BIN)/mrife reproduce --profile $(MRIFE_PROFILE)
@@ -27,6 +27,11 @@ test: $(STAMP)
 	MRIFE_PROFILE=smoke $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax \
 		--nbval-sanitize-with book/sanitize.cfg tests book
 	MRIFE_PROFILE=smoke $(JB_BUILD)
+
+# JupyterLab on the book's chapters, with the environment and the profile `make book` uses:
+# open a chapter and run it to re-execute it against results/$(MRIFE_PROFILE)/.
+lab: $(STAMP)
+	cd book && ../$(BIN)/jupyter lab
 
 venv: $(STAMP)
 
