@@ -6,7 +6,8 @@ Everything here reads tables that :mod:`mrife.reproduce` builds from finished ru
 from a checkpoint: :func:`format_table` (a table for display), :func:`epoch_table` and
 :func:`read_curve` (one run's training, epoch by epoch), :func:`leaders` (who leads each
 metric), :func:`read_differences` and :func:`verdict` (what an interval says of a
-difference), :func:`read_choice` (an open choice and its decision).
+difference), :func:`verdict_table` (the paper's claims beside ours) and
+:func:`read_choice` (an open choice and its decision).
 """
 
 from __future__ import annotations
@@ -129,6 +130,25 @@ def verdict(low: float, high: float, paper_sign: float) -> str:
     return "inconclusive"
 
 
+def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`mrife.reproduce.verdicts`' table for reading: per claim the metric, the
+    paper's difference, ours (the two sides' means, each ± its sd over seeds, and their
+    difference), the interval at the table's level, the seeds, and the verdict."""
+    level = table.attrs.get("level", 0.9)
+
+    def side(mean, sd):
+        return "–" if math.isnan(mean) else f"{mean:.4f}" + ("" if math.isnan(sd) else f" ± {sd:.4f}")
+
+    rows = {}
+    for claim, row in table.iterrows():
+        ran = not math.isnan(row["ours"])
+        rows[claim] = {"metric": row["metric"], "paper": f"{row['paper']:+.4f}",
+                       "ours: focus": side(row["focus mean"], row["focus sd"]),
+                       "ours: other": side(row["other mean"], row["other sd"]),
+                       "ours: difference": f"{row['ours']:+.4f}" if ran else "–",
+                       f"{level:.0%} interval": f"{row['low']:+.4f} to {row['high']:+.4f}" if ran else "–",
+                       "seeds": row["seeds"], "verdict": row["verdict"]}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def read_choice(table: pd.DataFrame, choice: str) -> str:
@@ -157,8 +177,7 @@ def read_choice(table: pd.DataFrame, choice: str) -> str:
     failed = [f"`{name}` seed {seed} ({value:.3f})" for name, row in ran.iterrows()
               for seed, value in row["per seed"].items() if value < NOT_LEARNING]
     if failed:
-        line += " Runs that never learned to find landslides (best below " + f"{NOT_LEARNING}): " + \
-            ", ".join(failed) + "."
+        line += f" Runs that never learned to find landslides (best below {NOT_LEARNING}): {', '.join(failed)}."
     not_run = [f"`{name}`" for name in table.index[table["n"] == 0]]
     if not_run:
         line += " Not run yet: " + ", ".join(not_run) + "."

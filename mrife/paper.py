@@ -56,3 +56,44 @@ ERRATA = {
     "TABLE_III/MRIFE/lIoU": "printed 0.3975; 0.3934 in the abstract and Tables V-VI, and F1/(2-F1) = 0.3933",
     "TABLE_IV/B+M+C/lIoU": "printed 0.3975; corrected as in Table III",
 }
+
+# The differences the paper's tables claim, for mrife.reproduce.verdicts: (claim, the
+# experiment it favours, the experiment it is compared with, metric, the paper's
+# difference). The differences are computed from the tables above, never typed. Table V
+# is read twice: as the paper ran it (16-px blocks at output stride 16) and with the
+# block size alone changed (16-px blocks at output stride 8).
+_III, _IV, _V, _VI = TABLE_III, TABLE_IV, TABLE_V, TABLE_VI
+CLAIMS = [
+    ("Table III: MRIFE over DeepLabv3+", "mrife", "deeplabv3plus", "lIoU",
+     _III["MRIFE"]["lIoU"] - _III["Baseline (DeepLabv3+)"]["lIoU"]),
+    ("Table III: MRIFE over ICSSN", "mrife", "icssn", "lIoU", _III["MRIFE"]["lIoU"] - _III["ICSSN"]["lIoU"]),
+    ("Table III: ICSSN over DeepLabv3+", "icssn", "deeplabv3plus", "lIoU",
+     _III["ICSSN"]["lIoU"] - _III["Baseline (DeepLabv3+)"]["lIoU"]),
+    ("Table III: MRIFE's precision over DeepLabv3+'s", "mrife", "deeplabv3plus", "precision",
+     _III["MRIFE"]["precision"] - _III["Baseline (DeepLabv3+)"]["precision"]),
+    ("Table IV: MFM over the baseline (B+M over B)", "mrife-mfm", "deeplabv3plus", "lIoU",
+     _IV["B+M"]["lIoU"] - _IV["B"]["lIoU"]),
+    ("Table IV: SFCE over MFM alone (B+M+C over B+M)", "mrife", "mrife-mfm", "lIoU",
+     _IV["B+M+C"]["lIoU"] - _IV["B+M"]["lIoU"]),
+    ("Table V: 8-px over 16-px blocks (16 px at output stride 16)", "mrife", "mrife-block16", "lIoU",
+     _V["8 x 8"]["lIoU"] - _V["16 x 16"]["lIoU"]),
+    ("Table V: 8-px over 16-px blocks (16 px at output stride 8)", "mrife", "mrife-block16-os8", "lIoU",
+     _V["8 x 8"]["lIoU"] - _V["16 x 16"]["lIoU"]),
+    ("Table VI: edge over centre blocks masked", "mrife", "mrife-center", "lIoU",
+     _VI["Edge and Back"]["lIoU"] - _VI["Center and Back"]["lIoU"]),
+    ("Table VI: edge over all landslide blocks masked", "mrife", "mrife-all", "lIoU",
+     _VI["Edge and Back"]["lIoU"] - _VI["All"]["lIoU"]),
+]
+
+# What the paper's figures claim without a number: claim -> (the chapter that looks at
+# it, the experiments it compares).
+FIGURE_CLAIMS = {
+    "Fig. 5: MRIFE's important regions concentrate on the landslide's edges (back and side walls)": (
+        "09-grad-cam", ("mrife", "deeplabv3plus", "icssn")),
+    "Fig. 6: self-distillation makes training converge and curbs overfitting": (
+        "07-ablations", ("mrife", "mrife-no-distill")),
+    "Fig. 7: the segmentation branch looks at the landslide's centre, the enhancement branch at its edges": (
+        "09-grad-cam", ("mrife",)),
+    "Fig. 8: addition fuses the branches better than concatenation": (
+        "08-cross-validation", ("mrife", "mrife-concat")),
+}

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from matplotlib import pyplot as plt
 from matplotlib.colors import ListedColormap
+from matplotlib.ticker import MaxNLocator
 
 from mrife.data.transforms import MEAN, STD
 from mrife.labels import LANDSLIDE
@@ -177,6 +178,7 @@ def seed_curves(curves: dict, ax=None, title: str | None = None):
         line, = ax.plot(epochs, values, marker=".", label=f"seed {seed}")
         best = int(np.argmax(values))
         ax.plot(epochs[best], values[best], "o", mfc="none", ms=9, color=line.get_color())
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation lIoU")
     ax.grid(alpha=0.3)

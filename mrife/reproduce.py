@@ -367,8 +367,10 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
         ``paper`` (its difference), ``ours`` (mean over seeds of focus minus mean over seeds
         of other: the difference of the ``"ours"`` cells of :func:`compare`), ``low`` and
         ``high`` (the ``level`` interval), ``share > 0`` (draws where focus is ahead),
-        ``seeds`` ("focus vs other") and ``verdict`` (:func:`mrife.findings.verdict`; "not run: <experiments>"
-        when an experiment has no finished seed). The level is in ``.attrs["level"]``.
+        ``seeds`` ("focus vs other"), ``verdict`` (:func:`mrife.findings.verdict`; "not run:
+        <experiments>" when an experiment has no finished seed) and ``focus mean``, ``focus
+        sd``, ``other mean``, ``other sd`` (each side's metric over its seeds; sd NaN for one
+        seed). The level is in ``.attrs["level"]``.
 
     Raises:
         KeyError: an unknown experiment or metric (before anything is computed).
@@ -398,12 +400,15 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
                                           focus=focus, draws=draws, level=level, seed=seed)
             diff = boot.loc[f"{focus} - {other}"]
             row |= {"ours": diff["mean"], "low": diff["low"], "high": diff["high"], "share > 0": diff["share > 0"],
-                    "seeds": diff["seeds"], "verdict": verdict(diff["low"], diff["high"], paper_diff)}
+                    "seeds": diff["seeds"], "verdict": verdict(diff["low"], diff["high"], paper_diff),
+                    "focus mean": boot.loc[focus, "mean"], "focus sd": boot.loc[focus, "sd"],
+                    "other mean": boot.loc[other, "mean"], "other sd": boot.loc[other, "sd"]}
         else:
             missing = [e for e in (focus, other) if e not in confusions]
             row |= {"ours": np.nan, "low": np.nan, "high": np.nan, "share > 0": np.nan,
                     "seeds": " vs ".join(str(len(found.get(e, []))) for e in (focus, other)),
-                    "verdict": "not run: " + ", ".join(missing)}
+                    "verdict": "not run: " + ", ".join(missing), "focus mean": np.nan, "focus sd": np.nan,
+                    "other mean": np.nan, "other sd": np.nan}
         rows[label] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.attrs["level"] = level

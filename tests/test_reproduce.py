@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from mrife.cli import main
 from mrife.config import load_profile
 from mrife.data import TileDataset
+from mrife.findings import verdict_table
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
 from mrife.reproduce import (EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, compare, experiment_config,
                              finished, reproduce, result, results, scene_confusions, seed_scene_confusions,
@@ -140,6 +141,14 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
     assert row["ours"] == 0 and row["low"] <= 0 <= row["high"], "the same runs twice must differ by 0 on average"
     assert row["verdict"] == "inconclusive" and row["seeds"] == "2 vs 2", f"expected inconclusive over 2 vs 2: {row}"
     assert table.loc["missing", "verdict"] == "not run: mrife", "a claim on an experiment not run has no verdict"
+    lious = [r.test["lIoU"] for r in found]
+    assert row["focus mean"] == pytest.approx(sum(lious) / 2) and row["focus mean"] == row["other mean"], \
+        "each side's mean is over its seeds' test metric"
+    assert row["focus sd"] == pytest.approx(abs(lious[0] - lious[1]) / 2 ** 0.5), "sd over seeds, ddof 1"
+    shown = verdict_table(table)
+    assert shown.loc["alias", "ours: difference"] == "+0.0000" and shown.loc["missing", "ours: focus"] == "–"
+    assert shown.loc["alias", "ours: focus"] == f"{row['focus mean']:.4f} ± {row['focus sd']:.4f}"
+    assert "90% interval" in shown.columns and shown.loc["alias", "verdict"] == "inconclusive"
     with pytest.raises(KeyError, match="unknown experiment"):
         verdicts("smoke", [("typo", "mrfie", "segbranch", "lIoU", 0.1)], root=tmp_path)
     with pytest.raises(ValueError, match="use --seeds|seeds"):
