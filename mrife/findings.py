@@ -6,8 +6,9 @@ Everything here reads tables that :mod:`mrife.reproduce` builds from finished ru
 from a checkpoint: :func:`format_table` (a table for display), :func:`epoch_table` and
 :func:`read_curve` (one run's training, epoch by epoch), :func:`leaders` (who leads each
 metric), :func:`read_differences` and :func:`verdict` (what an interval says of a
-difference), :func:`verdict_table` (the paper's claims beside ours) and
-:func:`read_choice` (an open choice and its decision).
+difference), :func:`verdict_table` and :func:`claim_words` (the paper's claims beside
+ours, as a table and as words for a sentence) and :func:`read_choice` (an open choice
+and its decision).
 """
 
 from __future__ import annotations
@@ -149,6 +150,15 @@ def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
                        f"{level:.0%} interval": f"{row['low']:+.4f} to {row['high']:+.4f}" if ran else "–",
                        "seeds": row["seeds"], "verdict": row["verdict"]}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def claim_words(row: pd.Series) -> dict[str, str]:
+    """One row of :func:`verdict_table` under short names, for a chapter to glue into its
+    opening sentence: ``focus``, ``other`` (each side's mean ± sd), ``difference``,
+    ``interval``, ``seeds``, ``paper`` and ``verdict``."""
+    interval = next(key for key in row.index if key.endswith("interval"))
+    return {"focus": row["ours: focus"], "other": row["ours: other"], "difference": row["ours: difference"],
+            "interval": row[interval], "seeds": row["seeds"], "paper": row["paper"], "verdict": row["verdict"]}
 
 
 def read_choice(table: pd.DataFrame, choice: str) -> str:

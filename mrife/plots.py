@@ -53,13 +53,19 @@ def boundary(mask) -> np.ndarray:
     return edge & m
 
 
+def _with_boundary(rgb: np.ndarray, mask) -> np.ndarray:
+    """A copy of ``rgb`` ``[H, W, 3]`` with the label's boundary painted red (into the
+    pixels, so it shows at any figure size); unchanged when ``mask`` is None."""
+    rgb = rgb.copy()
+    if mask is not None:
+        rgb[boundary(mask)] = (1.0, 0.0, 0.0)
+    return rgb
+
+
 def show_image(image, mask=None, ax=None, title: str | None = None):
     """The image, with the label's boundary in red when ``mask`` is given."""
     ax = _axes(ax)
-    rgb = to_rgb(image).copy()
-    if mask is not None:
-        rgb[boundary(mask)] = (1.0, 0.0, 0.0)
-    ax.imshow(rgb)
+    ax.imshow(_with_boundary(to_rgb(image), mask))
     if title:
         ax.set_title(title, fontsize=9)
     return ax
@@ -72,8 +78,7 @@ def show_prediction(image, pred, mask, ax=None, title: str | None = None):
     rgb = 0.45 * to_rgb(image)
     p = np.asarray(pred) == LANDSLIDE
     rgb[p] = 0.35 * rgb[p] + 0.65
-    rgb[boundary(mask)] = (1.0, 0.0, 0.0)
-    ax.imshow(rgb)
+    ax.imshow(_with_boundary(rgb, mask))
     if title:
         ax.set_title(title, fontsize=9)
     return ax
@@ -83,10 +88,7 @@ def show_blocks(image, classes, block: int = 8, ax=None, title: str | None = Non
     """Fig. 2 style: block classes ``[h, w]`` (0 background, 1 edge, 2 interior, 3 padding)
     over the image, with the label's boundary in red when ``mask`` is given."""
     ax = _axes(ax)
-    rgb = to_rgb(image).copy()
-    if mask is not None:
-        rgb[boundary(mask)] = (1.0, 0.0, 0.0)
-    ax.imshow(rgb)
+    ax.imshow(_with_boundary(to_rgb(image), mask))
     c = np.asarray(classes)
     h, w = c.shape
     ax.imshow(c, cmap=BLOCK_COLOURS, vmin=0, vmax=3, interpolation="nearest",
@@ -113,10 +115,7 @@ def show_heatmap(image, heat, mask=None, ax=None, title: str | None = None, alph
     """A heat map ``[H, W]`` in [0, 1] (Grad-CAM) over the image, the label's boundary in red."""
     ax = _axes(ax)
     colours = plt.get_cmap("jet")(np.clip(np.asarray(heat, dtype=np.float32), 0, 1))[..., :3]
-    blend = (1 - alpha) * to_rgb(image) + alpha * colours
-    if mask is not None:  # painted into the pixels, so it shows at any figure size
-        blend[boundary(mask)] = (1.0, 0.0, 0.0)
-    ax.imshow(blend)
+    ax.imshow(_with_boundary((1 - alpha) * to_rgb(image) + alpha * colours, mask))
     if title:
         ax.set_title(title, fontsize=9)
     return ax
@@ -143,9 +142,9 @@ def loss_curves(history, terms=("train_loss", "train_ce", "train_reconst", "trai
 
 def choice_seeds(table, ax=None, title: str | None = None):
     """Each candidate of an open choice as a row of dots, one per training seed (its best
-    validation lIoU), with the mean over two or more seeds as a bar: the spread a decision is made
-    against. ``table`` is :func:`mrife.reproduce.choice_table`'s (its ``per seed`` and
-    ``decision`` columns); the default, listed first, is drawn at the top."""
+    validation lIoU), with the mean over two or more seeds as a bar: the spread a decision
+    is made against. ``table`` is :func:`mrife.reproduce.choice_table`'s (its ``per seed``
+    and ``decision`` columns); the default, listed first, is drawn at the top."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 0.5 * len(table) + 1.0))
     for row, (name, cand) in enumerate(table.iterrows()):

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from mrife.cli import main
 from mrife.config import load_profile
 from mrife.data import TileDataset
-from mrife.findings import verdict_table
+from mrife.findings import claim_words, verdict_table
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
 from mrife.reproduce import (EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, compare, experiment_config,
                              finished, reproduce, result, results, scene_confusions, seed_scene_confusions,
@@ -149,6 +149,9 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
     assert shown.loc["alias", "ours: difference"] == "+0.0000" and shown.loc["missing", "ours: focus"] == "–"
     assert shown.loc["alias", "ours: focus"] == f"{row['focus mean']:.4f} ± {row['focus sd']:.4f}"
     assert "90% interval" in shown.columns and shown.loc["alias", "verdict"] == "inconclusive"
+    words = claim_words(shown.loc["alias"])
+    assert words["interval"] == shown.loc["alias", "90% interval"] and words["seeds"] == "2 vs 2" and \
+        words["paper"] == "+0.0500", f"the words of a claim are its table row's: {words}"
     with pytest.raises(KeyError, match="unknown experiment"):
         verdicts("smoke", [("typo", "mrfie", "segbranch", "lIoU", 0.1)], root=tmp_path)
     with pytest.raises(ValueError, match="use --seeds|seeds"):
