@@ -26,10 +26,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+import pandas as pd
 import torch
 from pytorch_grad_cam import GradCAM
 from torch import Tensor, nn
 
+from mrife.masking import BACKGROUND, EDGE, INTERIOR, classify_blocks
 from mrife.models import ICSSN, MRIFE, DeepLabV3Plus, SegBranch
 
 LANDSLIDE = 1  # class index of the landslide logit
@@ -178,3 +180,24 @@ def cam(model: nn.Module, images: Tensor, layer: str | nn.Module | None = None,
     finally:
         model.train(was_training)
     return torch.from_numpy(heat).float().clamp_(0, 1)
+
+
+def heat_by_block_class(maps: dict[str, Tensor], masks: Tensor, block: int = 8) -> pd.DataFrame:
+    """Mean heat on the pixels of background, edge and interior blocks (the mask module's
+    classes, :func:`mrife.masking.classify_blocks`), for each map: "looks at the edges" as
+    a number.
+
+    Args:
+        maps: name -> heat maps ``[N, H, W]`` of :func:`cam` on the tiles of ``masks``.
+        masks: the tiles' labels ``[N, H, W]``.
+        block: block size in pixels (the model's output stride).
+
+    Returns:
+        A DataFrame indexed by map name, columns ``background``, ``edge``, ``interior``
+        (NaN where the tiles hold no block of a class).
+    """
+    pixel_class = classify_blocks(masks, block).repeat_interleave(block, 1).repeat_interleave(block, 2)  # [N, H, W]
+    names = {BACKGROUND: "background", EDGE: "edge", INTERIOR: "interior"}
+    return pd.DataFrame({name: {cls: float(m[pixel_class == k].mean()) if (pixel_class == k).any() else float("nan")
+                                for k, cls in names.items()}
+                         for name, m in maps.items()}).T

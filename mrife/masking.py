@@ -63,6 +63,15 @@ def classify_blocks(mask: Tensor, block: int = 8) -> Tensor:
     return classes if mask.dim() == 3 else classes[0]
 
 
+def illustrative_tiles(masks: Tensor, block: int = 8, n: int = 3) -> list[int]:
+    """The ``n`` tiles of ``masks`` ``[N, H, W]`` that best show a landslide body and its
+    boundary together: the largest ``min(edge blocks, interior blocks)``, ties in tile
+    order. The figures of chapters 6, 8 and 9 draw these tiles of the test split."""
+    classes = classify_blocks(masks, block).flatten(1)  # [N, h*w]
+    both = torch.minimum((classes == EDGE).sum(1), (classes == INTERIOR).sum(1))  # [N]
+    return torch.argsort(both, descending=True, stable=True)[:n].tolist()
+
+
 def block_counts(classes: Tensor) -> dict[str, int]:
     """How many blocks of each class (:data:`CLASS_NAMES`) ``classes`` holds, any shape."""
     counts = torch.bincount(classes.flatten(), minlength=len(CLASS_NAMES))

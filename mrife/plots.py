@@ -121,6 +121,27 @@ def show_heatmap(image, heat, mask=None, ax=None, title: str | None = None, alph
     return ax
 
 
+def heatmap_grid(images, masks, columns: dict, title: str | None = None):
+    """Figs. 5, 7 and 8: a row per tile; columns the input, the label, then one heat map
+    per entry of ``columns`` (column title -> maps ``[N, H, W]``), the label's boundary
+    in red on each. ``images`` ``[N, 3, H, W]`` normalized, ``masks`` ``[N, H, W]``.
+    Returns the figure."""
+    n, cols = len(images), 2 + len(columns)
+    width = min(10, 1.9 * cols)
+    fig, axes = plt.subplots(n, cols, figsize=(width, width / cols * n), squeeze=False)
+    for r in range(n):
+        show_image(images[r], masks[r], ax=axes[r, 0])
+        show_prediction(images[r], masks[r], masks[r], ax=axes[r, 1])
+        for c, maps in enumerate(columns.values(), start=2):
+            show_heatmap(images[r], maps[r], masks[r], ax=axes[r, c])
+    for ax, name in zip(axes[0], ["(a) input", "(b) label", *columns]):
+        ax.set_title(name, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def loss_curves(history, terms=("train_loss", "train_ce", "train_reconst", "train_cons"), ax=None,
                 title: str | None = None, label_prefix: str = ""):
     """Per-epoch curves of the given columns of a run's history (a DataFrame or a list of

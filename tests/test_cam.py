@@ -15,7 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mrife.cam import LAYERS, cam, gradients_enabled, layers, model_name, target_layer
+import mrife.masking
+from mrife.cam import LAYERS, cam, gradients_enabled, heat_by_block_class, layers, model_name, target_layer
 from mrife.models import MODEL_NAMES, DeepLabV3Plus, build_model
 
 B, H, W = 2, 32, 32
@@ -184,3 +185,14 @@ def test_mode_restored_after_an_error():
         cam(model, x, target_mask=label()[:1])  # one mask for two images
     assert model.training, "expected the model's train mode restored after an error"
     model.eval()
+
+
+def test_heat_by_block_class_averages_each_class_of_pixels():
+    masks = torch.zeros(1, 32, 32, dtype=torch.long)
+    masks[0, 6:26, 6:26] = 1  # 8-px blocks: interior in the middle, edge around it, background at the corners
+    classes = mrife.masking.classify_blocks(masks, 8).repeat_interleave(8, 1).repeat_interleave(8, 2)
+    hot_edges = (classes == mrife.masking.EDGE).float()  # heat 1 on edge blocks, 0 elsewhere
+    table = heat_by_block_class({"edges": hot_edges, "flat": torch.full_like(hot_edges, 0.25)}, masks, 8)
+    assert table.loc["edges"].tolist() == [0.0, 1.0, 0.0], f"all of the heat should be on edge blocks: {table}"
+    assert table.loc["flat"].tolist() == [0.25, 0.25, 0.25]
+    assert table.columns.tolist() == ["background", "edge", "interior"]

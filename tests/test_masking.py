@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from mrife.labels import IGNORE
-from mrife.masking import BACKGROUND, EDGE, INTERIOR, PADDING, BlockMasker, block_counts, classify_blocks
+from mrife.masking import (BACKGROUND, EDGE, INTERIOR, PADDING, BlockMasker, block_counts, classify_blocks,
+                           illustrative_tiles)
 
 
 def block_with(n: int, block: int = 8) -> torch.Tensor:
@@ -138,3 +139,11 @@ def test_positions_map_the_mask_lists_image_by_image():
 def test_block_counts_name_every_class():
     classes = torch.tensor([[BACKGROUND, EDGE], [EDGE, PADDING]])
     assert block_counts(classes) == {"background": 1, "edge": 2, "interior": 0, "padding": 1}
+
+
+def test_illustrative_tiles_prefer_a_body_with_its_boundary():
+    masks = torch.zeros(3, 64, 64, dtype=torch.long)
+    masks[1, 14:42, 14:42] = 1  # 9 interior blocks, 12 edge blocks
+    masks[2, 10:54, 10:54] = 1  # 16 interior blocks, 20 edge blocks
+    assert illustrative_tiles(masks, 8, n=2) == [2, 1], "the tile with the most of both kinds of block comes first"
+    assert illustrative_tiles(masks, 8, n=5) == [2, 1, 0], "n larger than the tiles gives every tile"

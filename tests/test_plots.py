@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from mrife.data.transforms import MEAN, STD
-from mrife.plots import (boundary, choice_seeds, loss_curves, seed_curves, show_blocks, show_positions,
-                         show_prediction, to_rgb)
+from mrife.plots import (boundary, choice_seeds, heatmap_grid, loss_curves, seed_curves, show_blocks,
+                         show_positions, show_prediction, to_rgb)
 
 
 def test_boundary_is_the_inner_rim():
@@ -66,3 +66,12 @@ def test_seed_curves_draws_a_line_per_seed_and_rings_its_best_epoch():
     assert [l.get_label() for l in lines if l.get_marker() == "."] == ["seed 0", "seed 1"], "a line per seed, by seed"
     ring = lines[3]
     assert (ring.get_xdata()[0], ring.get_ydata()[0]) == (2, 0.3), "seed 1's best epoch (the 2nd) should be ringed"
+
+
+def test_heatmap_grid_lays_out_a_row_per_tile():
+    images, masks = torch.zeros(2, 3, 16, 16), torch.zeros(2, 16, 16, dtype=torch.long)
+    masks[:, 4:12, 4:12] = 1
+    fig = heatmap_grid(images, masks, {"(c) one": torch.rand(2, 16, 16), "(d) two": torch.rand(2, 16, 16)}, "t")
+    assert len(fig.axes) == 2 * 4, "2 tiles x (input, label, 2 maps)"
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["(a) input", "(b) label", "(c) one", "(d) two"]
+
