@@ -31,7 +31,7 @@ import torch
 from pytorch_grad_cam import GradCAM
 from torch import Tensor, nn
 
-from mrife.masking import BACKGROUND, EDGE, INTERIOR, classify_blocks
+from mrife.masking import BACKGROUND, CLASS_NAMES, EDGE, INTERIOR, classify_blocks
 from mrife.models import ICSSN, MRIFE, DeepLabV3Plus, SegBranch
 
 LANDSLIDE = 1  # class index of the landslide logit
@@ -197,7 +197,6 @@ def heat_by_block_class(maps: dict[str, Tensor], masks: Tensor, block: int = 8) 
         (NaN where the tiles hold no block of a class).
     """
     pixel_class = classify_blocks(masks, block).repeat_interleave(block, 1).repeat_interleave(block, 2)  # [N, H, W]
-    names = {BACKGROUND: "background", EDGE: "edge", INTERIOR: "interior"}
-    return pd.DataFrame({name: {cls: float(m[pixel_class == k].mean()) if (pixel_class == k).any() else float("nan")
-                                for k, cls in names.items()}
+    return pd.DataFrame({name: {CLASS_NAMES[k]: float(m[pixel_class == k].mean()) if (pixel_class == k).any()
+                                else float("nan") for k in (BACKGROUND, EDGE, INTERIOR)}
                          for name, m in maps.items()}).T
