@@ -6,6 +6,7 @@ Examples:
     mrife evaluate runs/mrife-0123456789 --split val
     mrife reproduce --profile smoke
     mrife reproduce --profile cpu --only mrife deeplabv3plus --seeds 0 1 2
+    mrife reproduce --profile cpu --check mrife --seeds 1
     mrife predict results/cpu/mrife-f780738ea1 scene.tif --out maps
     mrife info
 """
@@ -61,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
                             "deeplabv3plus, mrife, icssn, segbranch, mrife-mfm); runs go seed by seed")
     repro.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override one setting of every run (not seed: use --seeds)")
+    repro.add_argument("--force", action="store_true",
+                       help="train the planned runs again from the start, finished or not (default: skip a "
+                            "finished run, resume an interrupted one)")
+    repro.add_argument("--check", metavar="EXPERIMENT",
+                       help="train one run again (the first of --seeds, default the profile's first seed) into "
+                            "<out>/check/ and say, metric by metric, whether it falls within the committed "
+                            "seeds' spread (mean +- 2 sd)")
     repro.add_argument("--no-progress", action="store_true")
 
     predict = sub.add_parser(
@@ -114,9 +122,11 @@ def _reproduce(args) -> int:
     from mrife.distributed import main_process
     from mrife.reproduce import CANDIDATES, CHOICES, reproduce
 
+    if args.check:
+        return _check(args)
     experiments = args.only or (sorted({c for cs in CHOICES.values() for c in cs}) if args.choices else None)
     runs = reproduce(args.profile, args.out, experiments, args.overrides, progress=not args.no_progress,
-                     seeds=args.seeds)
+                     seeds=args.seeds, force=args.force)
     if not main_process():  # under torchrun, rank 0 reports
         return 0
     for name, by_seed in runs.items():
@@ -127,6 +137,20 @@ def _reproduce(args) -> int:
                 "  test lIoU {lIoU:.4f}  F1 {F1:.4f}".format(**json.loads((run / "test_metrics.json").read_text()))
             print(f"{name:22s} seed {seed:<3d} best val lIoU {best_val:.4f}{test}  {run}")
     return 0
+
+
+def _check(args) -> int:
+    from mrife.reproduce import SPREAD, check
+
+    if args.only or args.choices or args.overrides or args.force:
+        raise ValueError("--check trains one run of the profile as committed: it takes no --only, --choices, "
+                         "--set or --force")
+    seed = args.seeds[0] if args.seeds else None
+    table = check(args.profile, args.check, seed, args.out, progress=not args.no_progress)
+    print(f"{args.check} at profile {args.profile} trained again, beside the committed seeds "
+          f"(within: inside mean +- {SPREAD:g} sd)")
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    return 0 if (table["within"] != "no").all() else 1
 
 
 def _dry_run(cfg, progress: bool) -> int:

@@ -78,6 +78,66 @@ def block_counts(classes: Tensor) -> dict[str, int]:
     return {name: int(counts[k]) for k, name in CLASS_NAMES.items()}
 
 
+def zoom_window(classes: Tensor, mask, block: int, size: int = 64) -> tuple[tuple[int, int], dict[int, tuple[int, int]]]:
+    """Where to zoom into one image's blocks, as the paper's Fig. 2 does, and a typical
+    block of each class there (chapter 3's figure).
+
+    The window is ``size // block`` blocks a side and shows all three classes, at least
+    12 blocks of each where it can, along a clean stretch of the outline: among such
+    windows, the one whose class changes least often from a block to its neighbour. The
+    typical block of a class is the one whose landslide pixel count is nearest to 0
+    (background), half the block (edge) or the full block (interior), the nearest to the
+    window's centre among equals.
+
+    Args:
+        classes: int64 ``[h, w]``, :func:`classify_blocks` of ``mask``.
+        mask: ``[H, W]`` in {0, 1} (tensor or array), ``H = h * block``.
+
+    Returns:
+        ``(r0, c0)``, the window's top-left block, and class -> ``(row, column)`` of its
+        typical block, both in block coordinates of the image.
+    """
+    side, (h, w) = size // block, classes.shape
+    best, corner = None, (0, 0)
+    for r in range(h - side + 1):
+        for c in range(w - side + 1):
+            win = classes[r : r + side, c : c + side]
+            rarest = int(torch.bincount(win.flatten(), minlength=3).min())
+            changes = int((win[1:] != win[:-1]).sum() + (win[:, 1:] != win[:, :-1]).sum())
+            key = (min(rarest, 12), -changes)
+            if best is None or key > best:
+                best, corner = key, (r, c)
+    r0, c0 = corner
+    window = classes[r0 : r0 + side, c0 : c0 + side]
+    n_pixels = torch.as_tensor(mask).reshape(h, block, w, block).sum((1, 3))  # landslide pixels per block
+    centre, target = (side - 1) / 2, {BACKGROUND: 0, EDGE: block * block // 2, INTERIOR: block * block}
+    chosen = {}
+    for k in (BACKGROUND, EDGE, INTERIOR):
+        rows, cols = (window == k).nonzero(as_tuple=True)
+        off = (n_pixels[r0 + rows, c0 + cols] - target[k]).abs().double()
+        i = int((off * 1000 + (rows - centre) ** 2 + (cols - centre) ** 2).argmin())  # count first, then distance
+        chosen[k] = (r0 + int(rows[i]), c0 + int(cols[i]))
+    return corner, chosen
+
+
+def masked_counts(masker: "BlockMasker", masks: Tensor, chunk: int = 64) -> list[dict[str, int]]:
+    """Per tile of ``masks`` ``[N, H, W]``: its blocks of each class (:func:`block_counts`)
+    and how many edge and background blocks ``masker`` blanks ("masked edge", "masked
+    background"). The masker runs on chunks of ``chunk`` tiles, on blank images (only the
+    masks matter), so its random draws depend on ``chunk``."""
+    per_tile = []
+    for start in range(0, len(masks), chunk):
+        part = masks[start : start + chunk].long()
+        out = masker(torch.zeros(len(part), 1, *part.shape[-2:]), part)
+        S = out.classes[0].numel()  # blocks per tile
+        for i, c in enumerate(out.classes):
+            row = block_counts(c)
+            row["masked edge"] = int((out.idx_pos // S == i).sum())
+            row["masked background"] = int((out.idx_neg // S == i).sum())
+            per_tile.append(row)
+    return per_tile
+
+
 class MaskedBatch(NamedTuple):
     """What the masker returns.
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mrife import figures
 from mrife.config import RunConfig, load_profile, load_yaml
 from mrife.distributed import main_process
 from mrife.findings import verdict
@@ -112,7 +113,7 @@ def experiment_config(profile: str, experiment: str, overrides=(), seed: int | N
 
 
 def reproduce(profile: str, root: str | Path | None = None, experiments=None, overrides=(),
-              progress: bool = True, seeds=None) -> dict[str, dict[int, Path]]:
+              progress: bool = True, seeds=None, force: bool = False) -> dict[str, dict[int, Path]]:
     """Train (or resume, or skip) each experiment of ``profile`` at each seed.
 
     Args:
@@ -122,6 +123,7 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
         seeds: training seeds for every experiment (default: :func:`seeds_for` each one:
             :data:`SEEDS` of the profile, :data:`TABLE_SEEDS` for the experiments of
             Tables III and IV).
+        force: train every planned run again from the start, finished or not.
 
     The work is seed-major -- every experiment at the first seed, then every one at the
     next -- so that a reproduction stopped part way has the same number of seeds for each
@@ -129,7 +131,8 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
     other; the threads each uses are the training config's business.
     ``results/<profile>/index.json`` maps each experiment to ``{seed: run directory name}``
     and is rewritten after every run, so the chapters can be built from a partial
-    reproduction.
+    reproduction. Each run also gets its figure data (:mod:`mrife.figures`) when it has a
+    checkpoint and not yet the file.
 
     Returns:
         experiment -> seed -> run directory, for the runs of this call.
@@ -150,14 +153,15 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
                 continue
             cfg = experiment_config(profile, name, overrides, seed)
             run = run_dir_for(cfg, root)
-            done, main = is_finished(run), main_process()  # under torchrun, rank 0 reports and writes
+            done, main = is_finished(run) and not force, main_process()  # under torchrun, rank 0 reports and writes
             if main:
                 print(f"[{profile}] {name} seed {seed}: {'finished, skipped' if done else 'training'} ({run.name})",
                       flush=True)
             tic = time.perf_counter()
-            runs.setdefault(name, {})[seed] = fit(cfg, root, progress=progress)
+            runs.setdefault(name, {})[seed] = fit(cfg, root, progress=progress, force=force)
             if not main:
                 continue
+            _add_figures(run, f"[{profile}] {name} seed {seed}")
             # read again just before writing: another `mrife reproduce` may share the folder
             index = json.loads(index_path.read_text()) if index_path.exists() else {}
             index.setdefault(name, {})[str(seed)] = run.name
@@ -165,6 +169,17 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
             if not done:
                 print(f"[{profile}] {name} seed {seed}: done in {time.perf_counter() - tic:.0f} s", flush=True)
     return runs
+
+
+def _add_figures(run: Path, label: str) -> None:
+    """Write the run's figure data if it is missing and the checkpoint is there."""
+    if (run / figures.FILE).exists():
+        return
+    if not (run / "best.pt").exists():
+        print(f"{label}: no {figures.FILE} and no checkpoint to make it from; the book draws no model figure "
+              "of this run", flush=True)
+        return
+    figures.write(run)
 
 
 @dataclass
@@ -237,6 +252,20 @@ def sizing_runs(root: str | Path | None = None) -> dict[str, Result]:
             cfg = load_yaml(run / "config.yaml")
             found[f"{cfg.model.name}, {cfg.train.epochs} epochs"] = _read(cfg.model.name, run)
     return found
+
+
+def run_times(runs: dict[str, Result]) -> pd.DataFrame:
+    """How long each run took and on what, from its ``provenance.json``: indexed by label,
+    columns ``run``, ``epochs``, ``wall time (s)`` (every try), ``epochs' sum (s)`` (the
+    history's epoch times), ``device``, ``threads``, ``torch`` and ``commit`` (10 digits)."""
+    rows = {}
+    for label, res in runs.items():
+        prov = json.loads((res.run / "provenance.json").read_text())
+        rows[label] = {"run": res.run.name, "epochs": len(res.history), "wall time (s)": prov["wall_time_s"],
+                       "epochs' sum (s)": round(res.history["seconds"].sum(), 1), "device": prov["device"],
+                       "threads": prov["threads"], "torch": prov["packages"]["torch"],
+                       "commit": prov["git_commit"][:10]}
+    return pd.DataFrame(rows).T
 
 
 def results(profile: str, experiment: str, root: str | Path | None = None) -> list[Result]:
@@ -463,3 +492,46 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
             if table.loc[default, "n"] > 0:
                 table.loc[default, "decision"] = "kept: no clear winner"
     return table
+
+
+SPREAD = 2.0  # --check: a retrained run is within the committed seeds' spread inside mean ± SPREAD sd
+
+
+def check(profile: str, experiment: str, seed: int | None = None, root: str | Path | None = None,
+          progress: bool = True) -> pd.DataFrame:
+    """Train one run again from scratch and set it, metric by metric, beside the committed seeds.
+
+    The run (``experiment`` at ``profile`` and ``seed``, default the profile's first seed)
+    is trained into ``<root>/check/<profile>/``, replacing an earlier check of it; the
+    committed runs under ``<root>/<profile>/`` are only read. For a candidate of an open
+    choice only the validation score is compared (its test split stays unread).
+
+    Returns:
+        A DataFrame indexed by metric (``val lIoU``: the best validation lIoU, then each
+        test metric) with columns ``retrained``, ``committed`` (the committed run of the same
+        seed; NaN when there is none), ``seeds mean``, ``seeds sd``, ``n`` (committed seeds),
+        ``low``, ``high`` (mean ± :data:`SPREAD` sd) and ``within`` ("yes", "no", or "one
+        seed" when a single committed seed gives no spread).
+
+    Raises:
+        FileNotFoundError: no committed seed of the experiment (before anything is trained).
+    """
+    committed = results(profile, experiment, root)
+    seed = seeds_for(profile, experiment)[0] if seed is None else int(seed)
+    scratch = Path(root or results_root()) / "check" / profile
+    again = _read(experiment, fit(experiment_config(profile, experiment, seed=seed), scratch, progress, force=True))
+
+    def scores(res: Result) -> dict[str, float]:
+        test = {} if experiment in CANDIDATES else {m: float(res.test[m]) for m in METRIC_NAMES}
+        return {"val lIoU": float(res.history["val_lIoU"].max()), **test}
+
+    same = {s.seed: scores(s) for s in committed}.get(seed, {})
+    rows = {}
+    for metric, value in scores(again).items():
+        values = np.array([scores(res)[metric] for res in committed])
+        mean, sd = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else np.nan
+        low, high = mean - SPREAD * sd, mean + SPREAD * sd
+        rows[metric] = {"retrained": value, "committed": same.get(metric, np.nan), "seeds mean": mean,
+                        "seeds sd": sd, "n": len(values), "low": low, "high": high,
+                        "within": "one seed" if len(values) < 2 else ("yes" if low <= value <= high else "no")}
+    return pd.DataFrame.from_dict(rows, orient="index")

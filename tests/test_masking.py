@@ -5,7 +5,7 @@ import torch
 
 from mrife.labels import IGNORE
 from mrife.masking import (BACKGROUND, EDGE, INTERIOR, PADDING, BlockMasker, block_counts, classify_blocks,
-                           illustrative_tiles)
+                           illustrative_tiles, masked_counts, zoom_window)
 
 
 def block_with(n: int, block: int = 8) -> torch.Tensor:
@@ -147,3 +147,28 @@ def test_illustrative_tiles_prefer_a_body_with_its_boundary():
     masks[2, 10:54, 10:54] = 1  # 16 interior blocks, 20 edge blocks
     assert illustrative_tiles(masks, 8, n=2) == [2, 1], "the tile with the most of both kinds of block comes first"
     assert illustrative_tiles(masks, 8, n=5) == [2, 1, 0], "n larger than the tiles gives every tile"
+
+
+def test_zoom_window_shows_every_class_and_picks_a_typical_block_of_each():
+    mask = torch.zeros(128, 128, dtype=torch.long)
+    mask[36:100, 44:108] = 1  # a square body; its outline cuts blocks at 4 px (edge blocks of 32 pixels)
+    classes = classify_blocks(mask, 8)
+    (r0, c0), chosen = zoom_window(classes, mask, 8, size=64)
+    window = classes[r0 : r0 + 8, c0 : c0 + 8]
+    assert set(window.unique().tolist()) == {BACKGROUND, EDGE, INTERIOR}, "the zoom must show the three classes"
+    pixels = mask.view(16, 8, 16, 8).sum((1, 3))
+    for k, (r, c) in chosen.items():
+        assert r0 <= r < r0 + 8 and c0 <= c < c0 + 8, "the typical blocks lie in the window"
+        assert classes[r, c] == k, f"the block chosen for class {k} is of that class"
+    assert pixels[chosen[BACKGROUND]] == 0 and pixels[chosen[INTERIOR]] == 64
+    assert pixels[chosen[EDGE]] == 32, "the edge block nearest half full: the outline cuts it in two"
+
+
+def test_masked_counts_per_tile_match_the_masker():
+    masks = torch.zeros(3, 48, 48, dtype=torch.long)
+    masks[1, 4:28, 4:28] = 1  # 12 edge blocks round 4 interior ones, 20 background blocks
+    per_tile = masked_counts(BlockMasker(8, "edge+back", 0.5, seed=0), masks, chunk=2)
+    assert [sum(row[name] for name in ("background", "edge", "interior", "padding")) for row in per_tile] == [36] * 3
+    assert per_tile[0]["masked edge"] == per_tile[0]["masked background"] == 0, "no edge block: nothing masked"
+    assert per_tile[1]["edge"] == 12 and per_tile[1]["masked edge"] == 6, "half of the 12 edge blocks"
+    assert per_tile[1]["masked background"] == 6, "as many background blocks as edge blocks"

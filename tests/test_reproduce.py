@@ -12,9 +12,9 @@ from mrife.config import load_profile
 from mrife.data import TileDataset
 from mrife.findings import claim_words, verdict_table
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
-from mrife.reproduce import (EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, compare, experiment_config,
+from mrife.reproduce import (EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, check, compare, experiment_config,
                              finished, reproduce, result, results, scene_confusions, seed_scene_confusions,
-                             seeds_for, sizing_runs, verdicts)
+                             run_times, seeds_for, sizing_runs, verdicts)
 from mrife.runs import load_run
 from mrife.train import build_splits, confusion_by_scene, fit
 
@@ -59,6 +59,10 @@ def test_reproduce_writes_runs_the_tables_read(tmp_path, monkeypatch, capsys):
     assert table.loc["Baseline", ("F1", "n")] == 1 and table.loc["Baseline", ("F1", "sd")] == "", \
         "one seed: n 1 and no sd expected"
     assert table.loc["Other", ("F1", "ours")] == "not run"
+    times = run_times({"seg": res})
+    provenance = json.loads((res.run / "provenance.json").read_text())
+    assert times.loc["seg", "wall time (s)"] == provenance["wall_time_s"] and times.loc["seg", "epochs"] == 1
+    assert times.loc["seg", "commit"] == provenance["git_commit"][:10]
     capsys.readouterr()
     found = finished("smoke", {"B": "segbranch", "M": "mrife"}, root=tmp_path)
     assert list(found) == ["B"] and found["B"].run == res.run, "finished() keeps the finished run, by label"
@@ -190,7 +194,7 @@ def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
 def test_two_reproductions_sharing_a_folder_keep_each_others_index(tmp_path, monkeypatch):
     import mrife.reproduce as reproduce_module
 
-    def fit_beside_another(cfg, root, progress=True):
+    def fit_beside_another(cfg, root, progress=True, force=False):
         # While this run trains, another `mrife reproduce` records a run of its own.
         (root / "index.json").write_text(json.dumps({"mrife": {"0": "mrife-from-elsewhere"}}))
         return tmp_path / "run"
@@ -209,3 +213,34 @@ def test_sizing_runs_are_read_by_model_and_length(tmp_path):
     found = sizing_runs(tmp_path)
     assert list(found) == ["segbranch, 2 epochs"], f"one finished sizing run expected, got {list(found)}"
     assert found["segbranch, 2 epochs"].run == run and len(found["segbranch, 2 epochs"].history) == 2
+
+
+def test_check_retrains_a_run_and_places_it_within_the_committed_seeds(tmp_path, monkeypatch, capsys):
+    from mrife import config
+
+    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
+    with pytest.raises(FileNotFoundError, match="no finished run of 'segbranch'"):
+        check("smoke", "segbranch", root=tmp_path, progress=False)  # nothing committed: nothing trained
+    assert not (tmp_path / "check").exists()
+    committed = reproduce("smoke", tmp_path, ["segbranch"], progress=False, seeds=[0, 1])["segbranch"]
+
+    table = check("smoke", "segbranch", seed=0, root=tmp_path, progress=False)
+    assert list(table.index) == ["val lIoU", *METRIC_NAMES]
+    assert (table["retrained"] == table["committed"]).all(), "on the CPU a seed trained again is the same run"
+    assert (table["within"] == "yes").all() and (table["n"] == 2).all()
+    assert (tmp_path / "check" / "smoke" / committed[0].name / "test_metrics.json").exists(), \
+        "the check trains into <root>/check/, beside the committed runs"
+
+    # Committed seeds far from what this code trains: the check must say so, metric by metric.
+    for seed, value in ((0, 0.97), (1, 0.98)):
+        path = committed[seed] / "test_metrics.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"lIoU": value}))
+    capsys.readouterr()
+    assert main(["reproduce", "--profile", "smoke", "--out", str(tmp_path), "--check", "segbranch",
+                 "--no-progress"]) == 1, "a metric outside the spread must fail the command"
+    out = capsys.readouterr().out
+    assert "within: inside mean +- 2 sd" in out
+    row = next(line.split() for line in out.splitlines() if line.startswith("lIoU"))
+    assert row[-1] == "no" and float(row[3]) == pytest.approx(0.975), f"lIoU row: {row}"
+    assert main(["reproduce", "--profile", "smoke", "--check", "segbranch", "--force"]) == 2, \
+        "--check with --force must be refused"

@@ -4,13 +4,16 @@ import pytest
 import torch
 from torch import nn
 
-from mrife.models.summary import parameter_count, trace_shapes
+from mrife.models.summary import parameter_count, parameter_table, trace_shapes
 
 
 def test_parameter_count_leaves_out_frozen_parameters_when_asked():
     layer = nn.Linear(3, 2)  # 6 weights + 2 biases
     layer.bias.requires_grad_(False)
     assert (parameter_count(layer), parameter_count(layer, trainable_only=True)) == (8, 6)
+    table = parameter_table({"layer": layer, "two": nn.Sequential(layer, nn.Linear(2, 1))})
+    assert table.to_dict("index") == {"layer": {"parameters": 8, "trained by SGD": 6},
+                                      "two": {"parameters": 11, "trained by SGD": 9}}
 
 
 def test_trace_shapes_records_each_watched_module_in_call_order():

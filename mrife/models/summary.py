@@ -14,6 +14,13 @@ def parameter_count(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
+def parameter_table(parts: dict[str, nn.Module]) -> pd.DataFrame:
+    """:func:`parameter_count` of each named part: columns ``parameters`` and ``trained by
+    SGD`` (those with ``requires_grad``), indexed by name."""
+    return pd.DataFrame({name: {"parameters": parameter_count(m), "trained by SGD": parameter_count(m, True)}
+                         for name, m in parts.items()}).T
+
+
 @torch.no_grad()
 def trace_shapes(model: nn.Module, watched: dict[str, str], *inputs: torch.Tensor) -> tuple[pd.DataFrame, object]:
     """Run ``model(*inputs)`` once and record what each watched module received and returned.

@@ -1,0 +1,69 @@
+"""The figure data a run keeps so that the book draws Figs. 4, 5, 7 and 8 without a checkpoint."""
+
+import pytest
+import torch
+
+from mrife import figures
+from mrife.cam import LAYERS, cam
+from mrife.config import load_profile
+from mrife.models import build_model
+from mrife.reproduce import reproduce
+from mrife.runs import load_run
+
+TINY = ["data.synthetic_scenes=6", "data.synthetic_size=64", "data.tile_size=32", "data.tile_stride=32",
+        "data.input_size=32", "train.batch_size=2", "train.epochs=1"]
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_compute_stores_the_prediction_and_every_layer_of_each_model(name):
+    cfg = load_profile("smoke", [f"model.name={name}", *TINY])
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    arrays = figures.compute(cfg, model)
+    batch = figures.tile_batch(cfg)
+    n, h, w = batch["mask"].shape
+    assert n == figures.N_TILES and arrays["tiles"].tolist() == figures.figure_tiles(figures.test_tiles(cfg))
+    assert arrays["scenes"].tolist() == list(batch["scene"])
+    with torch.no_grad():
+        expected = model(batch["image"]).argmax(1)
+    assert torch.equal(torch.from_numpy(arrays["prediction"]).long(), expected), "prediction: the model's argmax"
+    assert sorted(k.removeprefix("cam/") for k in arrays if k.startswith("cam/")) == sorted(LAYERS[name])
+    for layer in LAYERS[name]:
+        stored = torch.from_numpy(arrays[f"cam/{layer}"]).float() / 255
+        assert stored.shape == (n, h, w)
+        assert torch.allclose(stored, cam(model, batch["image"], layer, target_mask=batch["mask"]), atol=0.5 / 255), \
+            f"{layer}: the stored map must be Grad-CAM of the labelled pixels to within its 1/255 steps"
+
+
+def test_reproduce_writes_figure_data_and_adds_it_to_finished_runs(tmp_path, monkeypatch, capsys):
+    from mrife import config
+
+    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
+    run = reproduce("smoke", tmp_path, ["segbranch"], progress=False)["segbranch"][0]
+    data = figures.read(run)
+    cfg, model = load_run(run)
+    batch = figures.tile_batch(cfg, data.tiles)
+    with torch.no_grad():
+        assert torch.equal(data.prediction, model(batch["image"]).argmax(1)), "read() must give the best model's argmax"
+    assert list(data.heat) == ["encoder"] and data.heat["encoder"].dtype == torch.float32
+    assert 0 <= float(data.heat["encoder"].min()) and float(data.heat["encoder"].max()) <= 1
+
+    first = (run / figures.FILE).read_bytes()
+    (run / figures.FILE).unlink()
+    reproduce("smoke", tmp_path, ["segbranch"], progress=False)  # finished: skipped, its figure data added
+    assert (run / figures.FILE).read_bytes() == first, "the added figure data must be what training wrote"
+
+    (run / figures.FILE).unlink()
+    (run / "best.pt").unlink()  # as a committed run on a fresh clone: no checkpoint
+    capsys.readouterr()
+    reproduce("smoke", tmp_path, ["segbranch"], progress=False)
+    assert "no checkpoint to make it from" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="no checkpoint either"):
+        figures.read(run)
+
+
+def test_tile_batch_refuses_tiles_of_other_data():
+    cfg = load_profile("smoke", TINY)
+    tiles = figures.figure_tiles(figures.test_tiles(cfg))
+    with pytest.raises(ValueError, match="data or its tiling changed"):
+        figures.tile_batch(cfg, [t + 1 for t in tiles])
