@@ -1,9 +1,10 @@
 """What the book draws from a trained model, kept beside the run so that no checkpoint is
 needed to draw it: the predictions of Fig. 4 and the Grad-CAM maps of Figs. 5, 7 and 8.
 
-``mrife reproduce`` writes ``figures.npz`` into each run it trains, and into every
-finished run that still has its checkpoint but not the file (so running it again adds
-them to runs trained before this file existed). The file holds, for the figure tiles of
+``mrife reproduce`` writes ``figures.npz`` into each run of an experiment it trains
+(the candidates of an open choice are never drawn), and into every finished one that
+still has its checkpoint but not the file (so running it again adds the file to runs
+trained before it existed). The file holds, for the figure tiles of
 the run's test split (:func:`figure_tiles`: the :data:`N_TILES` test tiles with the most
 of both landslide edge and interior blocks, :func:`mrife.masking.illustrative_tiles`
 with the paper's 8-px blocks, the same tiles for every model of a profile):

@@ -184,6 +184,12 @@ def read_choice(table: pd.DataFrame, choice: str) -> str:
              "best, within seed noise": f": the lead is within seed noise, so the default `{table.index[0]}` "
                                         "stays."}.get(decision, f": {decision or 'the only candidate run'}, "
                                                                 "nothing is decided yet.")
+    default = table.index[0]
+    if top != default and not math.isnan(table.loc[top, "vs default"]):
+        shared = len(set(table.loc[top, "per seed"]) & set(table.loc[default, "per seed"]))
+        spread = "" if shared < 2 else f" ± {table.loc[top, 'vs default sd']:.3f}"
+        line += (f" Seed by seed, `{top}` minus `{default}` is {table.loc[top, 'vs default']:+.3f}{spread} "
+                 f"({shared} seed{'s' if shared > 1 else ''}; a paired view, not the rule).")
     failed = [f"`{name}` seed {seed} ({value:.3f})" for name, row in ran.iterrows()
               for seed, value in row["per seed"].items() if value < NOT_LEARNING]
     if failed:

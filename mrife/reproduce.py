@@ -131,8 +131,8 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
     other; the threads each uses are the training config's business.
     ``results/<profile>/index.json`` maps each experiment to ``{seed: run directory name}``
     and is rewritten after every run, so the chapters can be built from a partial
-    reproduction. Each run also gets its figure data (:mod:`mrife.figures`) when it has a
-    checkpoint and not yet the file.
+    reproduction. Each run of an experiment also gets its figure data (:mod:`mrife.figures`)
+    when it has a checkpoint and not yet the file.
 
     Returns:
         experiment -> seed -> run directory, for the runs of this call.
@@ -161,7 +161,8 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
             runs.setdefault(name, {})[seed] = fit(cfg, root, progress=progress, force=force)
             if not main:
                 continue
-            _add_figures(run, f"[{profile}] {name} seed {seed}")
+            if name in EXPERIMENTS:  # the chapters draw experiments, never a candidate of a choice
+                _add_figures(run, f"[{profile}] {name} seed {seed}")
             # read again just before writing: another `mrife reproduce` may share the folder
             index = json.loads(index_path.read_text()) if index_path.exists() else {}
             index.setdefault(name, {})[str(seed)] = run.name
@@ -458,9 +459,12 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
 
     Returns:
         A DataFrame indexed by candidate with columns ``overrides``, ``val lIoU``
-        (mean), ``sd``, ``n`` (seeds), ``decision`` and ``per seed`` (seed -> best
-        validation lIoU, for :func:`mrife.plots.choice_seeds`); a candidate with no
-        finished run shows n 0 and "not run".
+        (mean), ``sd``, ``n`` (seeds), ``decision``, ``vs default`` and ``vs default sd``
+        (the candidate minus the default, seed by seed over the seeds both have: mean and
+        sd; a paired view that shows more than the rule uses, not part of the decision)
+        and ``per seed`` (seed -> best validation lIoU, for
+        :func:`mrife.plots.choice_seeds`); a candidate with no finished run shows n 0 and
+        "not run".
     """
     if choice not in CHOICES:
         raise KeyError(f"unknown choice {choice!r}; valid: {', '.join(CHOICES)}")
@@ -477,6 +481,11 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
                       "per seed": per_seed}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.insert(4, "decision", ["not run" if n == 0 else "" for n in table["n"]])
+    default_seeds = rows[CHOICES[choice][0]]["per seed"]
+    paired = [[value - default_seeds[s] for s, value in row["per seed"].items() if s in default_seeds]
+              for row in rows.values()]
+    table.insert(5, "vs default", [float(np.mean(d)) if d else np.nan for d in paired])
+    table.insert(6, "vs default sd", [float(np.std(d, ddof=1)) if len(d) > 1 else np.nan for d in paired])
     ranked = table[table["n"] > 0].sort_values("val lIoU", ascending=False)
     if len(ranked) >= 2:
         top, second = ranked.index[:2]

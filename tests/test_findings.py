@@ -95,9 +95,12 @@ def choice(rows: dict) -> pd.DataFrame:
     table = {}
     for name, (per_seed, decision) in rows.items():
         values = list(per_seed.values())
+        default = next(iter(rows.values()))[0]
+        paired = pd.Series([v - default[s] for s, v in per_seed.items() if s in default], dtype=float)
         table[name] = {"val lIoU": sum(values) / len(values) if values else math.nan,
                        "sd": pd.Series(values).std() if len(values) > 1 else math.nan, "n": len(values),
-                       "decision": decision, "per seed": per_seed}
+                       "decision": decision, "vs default": paired.mean(), "vs default sd": paired.std(),
+                       "per seed": per_seed}
     return pd.DataFrame.from_dict(table, orient="index")
 
 
@@ -107,12 +110,15 @@ def test_read_choice_states_the_decision_and_the_runs_that_never_learned():
                                "unrun": ({}, "not run")}), "fusion")
     assert "`better` 0.410 ± 0.010 (3 seeds), ahead of `default` 0.200 ± 0.156 (3 seeds)" in line, line
     assert "`better` is chosen" in line, line
+    assert "Seed by seed, `better` minus `default` is +0.210 ± 0.157 (3 seeds; a paired view, not the rule)" in line
     assert "`default` seed 1 (0.020)" in line and "seed 0" not in line, f"only the seed that never learned: {line}"
     assert line.endswith("Not run yet: `unrun`."), line
     line = read_choice(choice({"default": ({0: 0.30, 1: 0.32, 2: 0.31}, "kept: no clear winner"),
                                "other": ({0: 0.33, 1: 0.30, 2: 0.34}, "best, within seed noise")}), "sfce")
     assert "within seed noise, so the default `default` stays" in line, line
+    assert "`other` minus `default` is +0.013 ± 0.029 (3 seeds" in line, line
     line = read_choice(choice({"default": ({0: 0.30}, ""), "other": ({0: 0.33}, "leading; undecided below 3 seeds")}),
                        "x")
     assert "(1 seed)" in line and "undecided below 3 seeds, nothing is decided yet" in line, line
+    assert "minus `default` is +0.030 (1 seed;" in line, line
     assert "no candidate has a finished run" in read_choice(choice({"default": ({}, "not run")}), "x")

@@ -183,6 +183,10 @@ def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
     best_val = [max(r.history["val_lIoU"]) for r in results("smoke", "segbranch", root=tmp_path)]
     assert table.loc["segbranch", "val lIoU"] == pytest.approx(sum(best_val) / 2), "mean of the best val lIoU"
     assert "test" not in " ".join(table.columns), "a choice is judged without the test split"
+    per_seed = table.loc["segbranch-lr", "per seed"]
+    paired = [per_seed[s] - table.loc["segbranch", "per seed"][s] for s in (0, 1)]
+    assert table.loc["segbranch-lr", "vs default"] == pytest.approx(sum(paired) / 2), "the paired difference"
+    assert table.loc["segbranch", ["vs default", "vs default sd"]].tolist() == [0, 0], "the default against itself"
     top, other = table["val lIoU"].sort_values(ascending=False, kind="stable").index
     lead = table.loc[top, "val lIoU"] - table.loc[other, "val lIoU"]
     if lead > max(table["sd"].max(), 0.0):
@@ -244,3 +248,19 @@ def test_check_retrains_a_run_and_places_it_within_the_committed_seeds(tmp_path,
     assert row[-1] == "no" and float(row[3]) == pytest.approx(0.975), f"lIoU row: {row}"
     assert main(["reproduce", "--profile", "smoke", "--check", "segbranch", "--force"]) == 2, \
         "--check with --force must be refused"
+
+
+def test_force_trains_a_finished_run_again(tmp_path, monkeypatch, capsys):
+    from mrife import config
+
+    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
+    run = reproduce("smoke", tmp_path, ["segbranch"], progress=False)["segbranch"][0]
+    first = (run / "test_metrics.json").read_text()
+    (run / "marker").write_text("left by the first training")
+    capsys.readouterr()
+    reproduce("smoke", tmp_path, ["segbranch"], progress=False)
+    assert "finished, skipped" in capsys.readouterr().out and (run / "marker").exists(), "without force: skipped"
+    reproduce("smoke", tmp_path, ["segbranch"], progress=False, force=True)
+    assert "training" in capsys.readouterr().out
+    assert not (run / "marker").exists(), "force must empty the run directory and train it from the start"
+    assert (run / "test_metrics.json").read_text() == first, "trained again from the start: the same run on the CPU"
