@@ -163,10 +163,11 @@ def claim_words(row: pd.Series) -> dict[str, str]:
 
 def read_choice(table: pd.DataFrame, choice: str) -> str:
     """A Markdown line saying what the :func:`mrife.reproduce.choice_table` of ``choice``
-    found: the leader and the runner-up with mean +- sd over seeds, the decision, and
+    found: the leader and the runner-up with mean +- sd over seeds, the decision (the
+    leader against the default), the leader minus the default seed by seed, and
     every seed of a candidate that never learned (best validation lIoU below
     :data:`NOT_LEARNING`)."""
-    ran = table[table["n"] > 0].sort_values("val lIoU", ascending=False)
+    ran = table[table["n"] > 0].sort_values("val lIoU", ascending=False, kind="stable")  # ties: listed order
     if ran.empty:
         return f"- **{choice}**: no candidate has a finished run yet; the default `{table.index[0]}` stands."
 
@@ -179,12 +180,16 @@ def read_choice(table: pd.DataFrame, choice: str) -> str:
     line = f"- **{choice}**: best validation lIoU, mean ± sd over seeds: {score(top)}"
     if len(ran) > 1:
         line += f", ahead of {score(ran.index[1])}"
-    decision = table.loc[top, "decision"]
-    line += {"chosen": f": `{top}` is chosen (its lead is larger than either one's spread over seeds).",
-             "best, within seed noise": f": the lead is within seed noise, so the default `{table.index[0]}` "
-                                        "stays."}.get(decision, f": {decision or 'the only candidate run'}, "
-                                                                "nothing is decided yet.")
     default = table.index[0]
+    if default in ran.index[2:]:
+        line += f"; the default {score(default)}"
+    decision = table.loc[top, "decision"]
+    line += {"chosen": f": `{top}` is chosen (its lead over the default `{table.index[0]}` is larger than "
+                       "either one's spread over seeds).",
+             "best, within seed noise": f": its lead over the default `{table.index[0]}` is within seed noise, "
+                                        "so the default stays.",
+             "kept: the default leads": ": the default leads, so it stays."}.get(
+        decision, f": {decision or 'the only candidate run'}, nothing is decided yet.")
     if top != default and not math.isnan(table.loc[top, "vs default"]):
         shared = len(set(table.loc[top, "per seed"]) & set(table.loc[default, "per seed"]))
         spread = "" if shared < 2 else f" ± {table.loc[top, 'vs default sd']:.3f}"

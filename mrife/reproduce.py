@@ -450,12 +450,17 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
 
     Each candidate's score is the best validation lIoU of its run (the epoch whose
     checkpoint is kept), averaged over its finished seeds. The decision rule: the
-    candidate with the highest mean is ``chosen`` when it leads the runner-up by more
-    than the larger of their two standard deviations over seeds; otherwise the choice is
-    ``within seed noise`` and the simpler candidate listed first (the current default)
-    stays. Nothing is decided before the leader and the runner-up each have
+    candidate with the highest mean is ``chosen`` when it leads the default (the
+    candidate listed first) by more than the larger of their two standard deviations
+    over seeds; otherwise the choice is ``within seed noise`` and the default stays (as it
+    does when it leads itself). Nothing is decided before every candidate has
     ``min_seeds`` seeds (the leader is then marked as leading, with too few seeds). The
     test split is never read.
+
+    Until 2026-12-01 the leader was measured against the runner-up, not the default:
+    two candidates that both beat the default by far, within noise of each other, would
+    have kept the default. The choices decided before (fusion, precision) come out the
+    same under both rules.
 
     Returns:
         A DataFrame indexed by candidate with columns ``overrides``, ``val lIoU``
@@ -486,20 +491,20 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
               for row in rows.values()]
     table.insert(5, "vs default", [float(np.mean(d)) if d else np.nan for d in paired])
     table.insert(6, "vs default sd", [float(np.std(d, ddof=1)) if len(d) > 1 else np.nan for d in paired])
-    ranked = table[table["n"] > 0].sort_values("val lIoU", ascending=False)
+    ranked = table[table["n"] > 0].sort_values("val lIoU", ascending=False, kind="stable")  # ties: listed order
+    default = CHOICES[choice][0]
     if len(ranked) >= 2:
-        top, second = ranked.index[:2]
-        noise = np.nanmax([ranked.loc[top, "sd"], ranked.loc[second, "sd"], 0.0])
-        lead = ranked.loc[top, "val lIoU"] - ranked.loc[second, "val lIoU"]
-        default = CHOICES[choice][0]
-        if min(ranked.loc[top, "n"], ranked.loc[second, "n"]) < min_seeds:
+        top = ranked.index[0]
+        if table["n"].min() < min_seeds:
             table.loc[top, "decision"] = f"leading; undecided below {min_seeds} seeds"
-        elif lead > noise:
+        elif top == default:
+            table.loc[top, "decision"] = "kept: the default leads"
+        elif ranked.loc[top, "val lIoU"] - ranked.loc[default, "val lIoU"] > max(ranked.loc[top, "sd"],
+                                                                                 ranked.loc[default, "sd"]):
             table.loc[top, "decision"] = "chosen"
         else:
             table.loc[top, "decision"] = "best, within seed noise"
-            if table.loc[default, "n"] > 0:
-                table.loc[default, "decision"] = "kept: no clear winner"
+            table.loc[default, "decision"] = "kept: no clear winner"
     return table
 
 

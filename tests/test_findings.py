@@ -109,16 +109,26 @@ def test_read_choice_states_the_decision_and_the_runs_that_never_learned():
                                "better": ({0: 0.40, 1: 0.41, 2: 0.42}, "chosen"),
                                "unrun": ({}, "not run")}), "fusion")
     assert "`better` 0.410 ± 0.010 (3 seeds), ahead of `default` 0.200 ± 0.156 (3 seeds)" in line, line
-    assert "`better` is chosen" in line, line
+    assert "`better` is chosen (its lead over the default `default`" in line, line
     assert "Seed by seed, `better` minus `default` is +0.210 ± 0.157 (3 seeds; a paired view, not the rule)" in line
     assert "`default` seed 1 (0.020)" in line and "seed 0" not in line, f"only the seed that never learned: {line}"
     assert line.endswith("Not run yet: `unrun`."), line
     line = read_choice(choice({"default": ({0: 0.30, 1: 0.32, 2: 0.31}, "kept: no clear winner"),
                                "other": ({0: 0.33, 1: 0.30, 2: 0.34}, "best, within seed noise")}), "sfce")
-    assert "within seed noise, so the default `default` stays" in line, line
+    assert "its lead over the default `default` is within seed noise, so the default stays" in line, line
     assert "`other` minus `default` is +0.013 ± 0.029 (3 seeds" in line, line
     line = read_choice(choice({"default": ({0: 0.30}, ""), "other": ({0: 0.33}, "leading; undecided below 3 seeds")}),
                        "x")
     assert "(1 seed)" in line and "undecided below 3 seeds, nothing is decided yet" in line, line
     assert "minus `default` is +0.030 (1 seed;" in line, line
     assert "no candidate has a finished run" in read_choice(choice({"default": ({}, "not run")}), "x")
+
+
+def test_read_choice_names_the_default_when_it_is_neither_of_the_first_two():
+    line = read_choice(choice({"default": ({0: 0.10, 1: 0.12, 2: 0.11}, "kept: no clear winner"),
+                               "a": ({0: 0.40, 1: 0.41, 2: 0.42}, "chosen"),
+                               "b": ({0: 0.40, 1: 0.42, 2: 0.41}, "")}), "sfce")
+    assert "`a` 0.410 ± 0.010 (3 seeds), ahead of `b` 0.410 ± 0.010 (3 seeds); the default `default` 0.110" in line
+    line = read_choice(choice({"default": ({0: 0.40, 1: 0.41, 2: 0.42}, "kept: the default leads"),
+                               "a": ({0: 0.30, 1: 0.31, 2: 0.32}, "")}), "x")
+    assert line.endswith("the default leads, so it stays."), line

@@ -2,6 +2,7 @@
 
 import json
 import math
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -189,10 +190,41 @@ def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
     assert table.loc["segbranch", ["vs default", "vs default sd"]].tolist() == [0, 0], "the default against itself"
     top, other = table["val lIoU"].sort_values(ascending=False, kind="stable").index
     lead = table.loc[top, "val lIoU"] - table.loc[other, "val lIoU"]
-    if lead > max(table["sd"].max(), 0.0):
+    if top == "segbranch":
+        assert table.loc[top, "decision"] == "kept: the default leads", table
+    elif lead > max(table["sd"].max(), 0.0):
         assert table.loc[top, "decision"] == "chosen", f"a lead beyond seed noise is a decision: {table}"
     else:
         assert table.loc["segbranch", "decision"] == "kept: no clear winner", f"within noise the default stays: {table}"
+
+
+def test_the_leader_is_judged_against_the_default(monkeypatch):
+    from mrife import reproduce as reproduce_module
+
+    scores = {}
+
+    def fake_results(profile, name, root=None):
+        if not scores.get(name):
+            raise FileNotFoundError(name)
+        return [SimpleNamespace(seed=s, history=pd.DataFrame({"val_lIoU": [0.0, v]})) for s, v in scores[name].items()]
+
+    monkeypatch.setattr(reproduce_module, "results", fake_results)
+    monkeypatch.setitem(reproduce_module.CHOICES, "toy", ("segbranch", "a", "b"))
+    monkeypatch.setitem(reproduce_module.CANDIDATES, "a", ["model.name=segbranch", "train.lr=0.05"])
+    monkeypatch.setitem(reproduce_module.CANDIDATES, "b", ["model.name=segbranch", "train.lr=0.1"])
+    scores.update(segbranch={0: 0.10, 1: 0.12, 2: 0.11}, a={0: 0.40, 1: 0.41, 2: 0.42}, b={0: 0.39, 1: 0.41, 2: 0.40})
+    table = reproduce_module.choice_table("smoke", "toy")
+    assert table["decision"].tolist() == ["", "chosen", ""], \
+        f"two candidates far ahead of the default, within noise of each other: the leader is chosen\n{table}"
+    scores["b"] = {0: 0.5, 1: 0.6}
+    table = reproduce_module.choice_table("smoke", "toy")
+    assert table.loc["b", "decision"] == "leading; undecided below 3 seeds", "every candidate needs 3 seeds"
+    scores.update(a={0: 0.10, 1: 0.13, 2: 0.12}, b={0: 0.05, 1: 0.15, 2: 0.1})
+    table = reproduce_module.choice_table("smoke", "toy")
+    assert table.loc["a", "decision"] == "best, within seed noise" and \
+        table.loc["segbranch", "decision"] == "kept: no clear winner"
+    scores.update(segbranch={0: 0.5, 1: 0.5, 2: 0.5})
+    assert reproduce_module.choice_table("smoke", "toy").loc["segbranch", "decision"] == "kept: the default leads"
 
 
 def test_two_reproductions_sharing_a_folder_keep_each_others_index(tmp_path, monkeypatch):
