@@ -1,0 +1,41 @@
+"""Execute chapters in place, so that the repository holds their outputs.
+
+The committed outputs are what the repository host shows a reader who runs nothing, and
+the reference that ``make test`` checks every cell against (``pytest --nbval``: a change
+in the library or in ``results/`` that changes what a chapter shows fails until the
+chapters are executed again). Run it after committing new runs:
+
+    MRIFE_PROFILE=cpu python book/execute.py book/*.ipynb    # or: make outputs
+
+Each notebook runs in a fresh kernel from its own folder, as Jupyter Book runs it; the
+execution timestamps that nbclient writes into each cell's metadata are dropped, so a
+notebook's diff shows only what changed in what it shows.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+TIMEOUT_S = 1800  # a cell; as _config.yml gives Jupyter Book
+
+
+def execute(path: Path) -> float:
+    """Execute the notebook at ``path`` in place; returns the seconds it took."""
+    tic = time.perf_counter()
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=TIMEOUT_S, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+    return time.perf_counter() - tic
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:]:
+        print(f"{name}: {execute(Path(name)):.0f} s", flush=True)
