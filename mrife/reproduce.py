@@ -486,21 +486,21 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
                       "per seed": per_seed}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.insert(4, "decision", ["not run" if n == 0 else "" for n in table["n"]])
-    default_seeds = rows[CHOICES[choice][0]]["per seed"]
+    default = CHOICES[choice][0]
+    default_seeds = rows[default]["per seed"]
     paired = [[value - default_seeds[s] for s, value in row["per seed"].items() if s in default_seeds]
               for row in rows.values()]
     table.insert(5, "vs default", [float(np.mean(d)) if d else np.nan for d in paired])
     table.insert(6, "vs default sd", [float(np.std(d, ddof=1)) if len(d) > 1 else np.nan for d in paired])
     ranked = table[table["n"] > 0].sort_values("val lIoU", ascending=False, kind="stable")  # ties: listed order
-    default = CHOICES[choice][0]
     if len(ranked) >= 2:
         top = ranked.index[0]
         if table["n"].min() < min_seeds:
             table.loc[top, "decision"] = f"leading; undecided below {min_seeds} seeds"
         elif top == default:
             table.loc[top, "decision"] = "kept: the default leads"
-        elif ranked.loc[top, "val lIoU"] - ranked.loc[default, "val lIoU"] > max(ranked.loc[top, "sd"],
-                                                                                 ranked.loc[default, "sd"]):
+        elif ranked.loc[top, "val lIoU"] - ranked.loc[default, "val lIoU"] > np.nanmax(
+                [ranked.loc[top, "sd"], ranked.loc[default, "sd"], 0.0]):
             table.loc[top, "decision"] = "chosen"
         else:
             table.loc[top, "decision"] = "best, within seed noise"
