@@ -13,17 +13,20 @@ and the pieces: ``mrife.data``, ``mrife.BlockMasker``, ``mrife.build_model``,
 Imports run one way, from the leaves up; a module imports only from its own layer's
 package or from the layers below it (``tests/test_layers.py`` checks every import):
 
-0. ``labels``: the values a label mask holds (background, landslide, ignored), and
-   ``distributed``: the processes a run is shared among (torchrun);
-1. the leaves: ``config``, ``paper``, ``compute``, ``data``, ``findings`` (what the runs'
-   tables say, in words), ``maps``, ``masking``, ``metrics`` and ``mrife.kernels`` (the
-   SFCE kernel with the reference it is checked against);
+0. ``labels``: the values a label mask holds (background, landslide, ignored),
+   ``distributed``: the processes a run is shared among (torchrun), and ``paper``: the
+   paper's numbers;
+1. the leaves: ``config``, ``compute``, ``data``, ``findings`` (what the runs' tables
+   say, in words), ``maps``, ``masking``, ``metrics`` and ``mrife.kernels`` (the SFCE
+   kernel with the reference it is checked against);
 2. ``losses``: every loss term, built on the kernels;
 3. ``models``: the models and their training contract (``models/base.py``);
 4. ``runs``: the run directory (atomic writes, checkpoints, provenance, ``load_run``);
 5. ``train``: the data loaders and the loop;
-6. what uses trained runs: ``cam``, ``plots``, ``predict``, ``reproduce``;
-7. ``cli``, then this package's face (``__init__``, ``__main__``).
+6. what uses trained runs: ``cam``, ``plots``, ``predict``;
+7. ``figures``: what the book draws from a trained run, kept beside it;
+8. ``reproduce``: every run the book needs, and the tables that compare them;
+9. ``cli``, then this package's face (``__init__``, ``__main__``).
 """
 
 __version__ = "0.1.0"
