@@ -113,9 +113,8 @@ def read(run: str | Path) -> FigureData:
     """A run's figure data; FileNotFoundError saying how to produce it when missing."""
     path = Path(run) / FILE
     if not path.exists():
-        how = ("`mrife reproduce` writes it from the run's checkpoint" if (Path(run) / "best.pt").exists() else
-               "the run has no checkpoint either: train it again (`mrife reproduce --force ...`)")
-        raise FileNotFoundError(f"{path} is missing; {how}")
+        raise FileNotFoundError(f"{path} is missing; `mrife reproduce` writes it from the run's checkpoint "
+                                "(a run without one must be trained again: `mrife reproduce --force ...`)")
     with np.load(path, allow_pickle=False) as data:
         heat = {key.removeprefix("cam/"): torch.from_numpy(data[key].astype(np.float32) / 255)
                 for key in data.files if key.startswith("cam/")}

@@ -58,7 +58,7 @@ def test_reproduce_writes_figure_data_and_adds_it_to_finished_runs(tmp_path, mon
     capsys.readouterr()
     reproduce("smoke", tmp_path, ["segbranch"], progress=False)
     assert "no checkpoint to make it from" in capsys.readouterr().out
-    with pytest.raises(FileNotFoundError, match="no checkpoint either"):
+    with pytest.raises(FileNotFoundError, match="figures.npz is missing"):
         figures.read(run)
 
 
