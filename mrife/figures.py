@@ -56,7 +56,7 @@ class FigureData:
     heat: dict[str, Tensor]  # layer -> float32 [N, H, W] in [0, 1]
 
 
-def test_tiles(cfg: RunConfig) -> TileDataset:
+def test_split(cfg: RunConfig) -> TileDataset:
     """The test split of ``cfg``'s data as the model sees it (normalized, not augmented)."""
     return TileDataset(build_splits(cfg)["test"], cfg.data.input_size, equalize=cfg.data.equalize)
 
@@ -71,7 +71,7 @@ def tile_batch(cfg: RunConfig, tiles: list[int] | None = None) -> dict:
     (normalized), ``mask`` ``[N, H, W]``, ``scene`` (names), for drawing beside a run's
     :class:`FigureData`. ``tiles`` (a run's stored indices) must be the figure tiles of
     this data: a ValueError otherwise (the data or its tiling changed since the run)."""
-    test = test_tiles(cfg)
+    test = test_split(cfg)
     picked = figure_tiles(test)
     if tiles is not None and list(tiles) != picked:
         raise ValueError(f"the stored figure tiles {list(tiles)} are not this data's {picked}: the data or its "
@@ -81,7 +81,7 @@ def tile_batch(cfg: RunConfig, tiles: list[int] | None = None) -> dict:
 
 def compute(cfg: RunConfig, model: torch.nn.Module) -> dict[str, np.ndarray]:
     """The arrays of ``figures.npz`` for ``model`` (eval mode, on the CPU) trained with ``cfg``."""
-    test = test_tiles(cfg)
+    test = test_split(cfg)
     tiles = figure_tiles(test)
     batch = default_collate([test[i] for i in tiles])
     with torch.no_grad():

@@ -22,7 +22,7 @@ def test_compute_stores_the_prediction_and_every_layer_of_each_model(name):
     arrays = figures.compute(cfg, model)
     batch = figures.tile_batch(cfg)
     n, h, w = batch["mask"].shape
-    assert n == figures.N_TILES and arrays["tiles"].tolist() == figures.figure_tiles(figures.test_tiles(cfg))
+    assert n == figures.N_TILES and arrays["tiles"].tolist() == figures.figure_tiles(figures.test_split(cfg))
     assert arrays["scenes"].tolist() == list(batch["scene"])
     with torch.no_grad():
         expected = model(batch["image"]).argmax(1)
@@ -64,6 +64,6 @@ def test_reproduce_writes_figure_data_and_adds_it_to_finished_runs(tmp_path, mon
 
 def test_tile_batch_refuses_tiles_of_other_data():
     cfg = load_profile("smoke", TINY)
-    tiles = figures.figure_tiles(figures.test_tiles(cfg))
+    tiles = figures.figure_tiles(figures.test_split(cfg))
     with pytest.raises(ValueError, match="data or its tiling changed"):
         figures.tile_batch(cfg, [t + 1 for t in tiles])
