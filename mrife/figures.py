@@ -120,15 +120,3 @@ def read(run: str | Path) -> FigureData:
                 for key in data.files if key.startswith("cam/")}
         return FigureData(data["tiles"].tolist(), data["scenes"].tolist(),
                           torch.from_numpy(data["prediction"].astype(np.int64)), heat)
-
-
-def read_runs(runs: dict) -> dict[str, FigureData]:
-    """The figure data of each run of ``runs`` (label -> :class:`mrife.reproduce.Result`),
-    keyed the same way; a run without it is left out after one printed line saying why."""
-    found = {}
-    for label, res in runs.items():
-        try:
-            found[label] = read(res.run)
-        except FileNotFoundError as err:
-            print(f"{label}: {err}")
-    return found

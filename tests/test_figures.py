@@ -67,3 +67,19 @@ def test_tile_batch_refuses_tiles_of_other_data():
     tiles = figures.figure_tiles(figures.test_split(cfg))
     with pytest.raises(ValueError, match="data or its tiling changed"):
         figures.tile_batch(cfg, [t + 1 for t in tiles])
+
+
+def test_drawn_takes_the_lowest_seed_with_figure_data(tmp_path, monkeypatch, capsys):
+    from mrife import config
+    from mrife.reproduce import drawn
+
+    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
+    runs = reproduce("smoke", tmp_path, ["segbranch"], progress=False, seeds=[0, 1])["segbranch"]
+    (runs[0] / figures.FILE).unlink()  # seed 0 as a run trained before figure data existed
+    capsys.readouterr()
+    stored = drawn("smoke", {"B": "segbranch"}, root=tmp_path)
+    assert "B seed 1" in capsys.readouterr().out, "the seed drawn must be said"
+    assert torch.equal(stored["B"].prediction, figures.read(runs[1]).prediction)
+    (runs[1] / figures.FILE).unlink()
+    assert drawn("smoke", ["segbranch"], root=tmp_path) == {}
+    assert "none of its finished seeds (0, 1) has figures.npz" in capsys.readouterr().out

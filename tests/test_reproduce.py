@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -169,7 +170,6 @@ def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
 
     assert all(c in EXPERIMENTS or c in reproduce_module.CANDIDATES
                for cs in reproduce_module.CHOICES.values() for c in cs), "every candidate must be runnable"
-    assert all(cs[0] in EXPERIMENTS for cs in reproduce_module.CHOICES.values()), "the default comes first"
     monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
     monkeypatch.setitem(reproduce_module.CHOICES, "toy", ("segbranch", "segbranch-lr"))
     monkeypatch.setitem(reproduce_module.CANDIDATES, "segbranch-lr", ["model.name=segbranch", "train.lr=0.05"])
@@ -196,6 +196,29 @@ def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
         assert table.loc[top, "decision"] == "chosen", f"a lead beyond seed noise is a decision: {table}"
     else:
         assert table.loc["segbranch", "decision"] == "kept: no clear winner", f"within noise the default stays: {table}"
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "results"
+
+
+@pytest.mark.parametrize("choice", ["fusion", "sfce", "icssn", "precision"])
+def test_the_experiments_run_what_the_committed_choice_decided(choice):
+    from mrife import reproduce as reproduce_module
+    from mrife.config import config_hash
+
+    table = reproduce_module.choice_table("cpu", choice, root=COMMITTED)
+    assert table["n"].min() >= 3, f"{choice}: decided on the committed runs, each candidate over 3 seeds"
+    chosen = table.index[table["decision"] == "chosen"]
+    decided = chosen[0] if len(chosen) else table.index[0]
+    decided_hash = config_hash(experiment_config("cpu", decided))
+    model = experiment_config("cpu", decided).model.name
+    experiments = {e: config_hash(experiment_config("cpu", e)) for e in EXPERIMENTS
+                   if experiment_config("cpu", e).model.name == model}
+    assert decided_hash in experiments.values(), \
+        f"{choice}: the decision on the committed runs is {decided!r}, which no {model} experiment runs: {table}"
+    if decided != table.index[0]:
+        assert config_hash(experiment_config("cpu", table.index[0])) not in experiments.values(), \
+            f"{choice}: the default {table.index[0]!r} was not kept, yet an experiment still runs it"
 
 
 def test_the_leader_is_judged_against_the_default(monkeypatch):
