@@ -14,6 +14,7 @@ notebook's diff shows only what changed in what it shows.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,27 @@ import nbformat
 from nbclient import NotebookClient
 
 TIMEOUT_S = 1800  # a cell; as _config.yml gives Jupyter Book
+_REDRAWN = re.compile(r"^.*\r(?=[^\n])", re.MULTILINE)  # a line's text before its last carriage return
+
+
+def collapse_streams(outputs: list) -> list:
+    """Between two rich outputs (a table, a figure), one output per stream name, where it
+    first wrote, with each line as its last redraw left it; the order of the rich outputs
+    and of what is printed around them is kept."""
+    merged, streams = [], {}
+    for out in outputs:
+        if out.output_type != "stream":
+            merged.append(out)
+            streams = {}
+        elif out.name in streams:
+            streams[out.name].text += out.text
+        else:
+            streams[out.name] = out
+            merged.append(out)
+    for out in merged:
+        if out.output_type == "stream":
+            out.text = _REDRAWN.sub("", out.text)
+    return merged
 
 
 def execute(path: Path) -> float:
@@ -32,6 +54,8 @@ def execute(path: Path) -> float:
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = collapse_streams(cell.outputs)
     nbformat.write(nb, path)
     return time.perf_counter() - tic
 

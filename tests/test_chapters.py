@@ -45,3 +45,21 @@ def test_chapter_defines_no_function_and_shows_short_cells(path):
 def test_the_book_is_small_enough_to_browse():
     size = sum(p.stat().st_size for p in BOOK.rglob("*") if p.is_file())
     assert size < 15e6, f"book/ holds {size / 1e6:.1f} MB (limit 15 MB): shrink the figures"
+
+
+def test_stored_progress_bars_keep_their_last_redraw_and_the_order_of_outputs():
+    import importlib.util
+
+    import nbformat
+
+    spec = importlib.util.spec_from_file_location("execute", BOOK / "execute.py")
+    execute = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(execute)
+    stream = lambda name, text: nbformat.v4.new_output("stream", name=name, text=text)  # noqa: E731
+    table = nbformat.v4.new_output("display_data", data={"text/plain": "table"})
+    outputs = [stream("stderr", "\rbar 1/3"), stream("stdout", "a\n"), stream("stderr", "\rbar 2/3\rbar 3/3\n"),
+               table, stream("stdout", "b\n")]
+    collapsed = execute.collapse_streams(outputs)
+    assert [(o.get("name"), o.get("text")) for o in collapsed] == \
+        [("stderr", "bar 3/3\n"), ("stdout", "a\n"), (None, None), ("stdout", "b\n")]
+    assert collapsed[2] is table, "a rich output stays between what was printed before and after it"
