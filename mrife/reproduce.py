@@ -270,7 +270,7 @@ def drawn(profile: str, experiments, root: str | Path | None = None) -> dict[str
         if not with_data:
             print(f"{label}: none of its finished seeds ({', '.join(str(res.seed) for res in runs)}) has "
                   f"{figures.FILE}; `mrife reproduce --profile {profile} --only {experiment} --seeds N --force` "
-                  "trains seed N again with it")
+                  "trains seed N again with it (and its numbers with it)")
             continue
         found[label], seeds[label] = figures.read(with_data[0].run), with_data[0].seed
     if seeds:

@@ -14,8 +14,8 @@ from mrife.config import load_profile
 from mrife.data import TileDataset
 from mrife.findings import claim_words, verdict_table
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
-from mrife.reproduce import (EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, check, compare, experiment_config,
-                             finished, reproduce, result, results, scene_confusions, seed_scene_confusions,
+from mrife.reproduce import (CHOICES, EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, check, choice_table, compare,
+                             experiment_config, finished, reproduce, result, results, scene_confusions, seed_scene_confusions,
                              run_times, seeds_for, sizing_runs, verdicts)
 from mrife.runs import load_run
 from mrife.train import build_splits, confusion_by_scene, fit
@@ -201,24 +201,21 @@ def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
 COMMITTED = Path(__file__).resolve().parents[1] / "results"
 
 
-@pytest.mark.parametrize("choice", ["fusion", "sfce", "icssn", "precision"])
+@pytest.mark.parametrize("choice", list(CHOICES))
 def test_the_experiments_run_what_the_committed_choice_decided(choice):
-    from mrife import reproduce as reproduce_module
     from mrife.config import config_hash
 
-    table = reproduce_module.choice_table("cpu", choice, root=COMMITTED)
+    table = choice_table("cpu", choice, root=COMMITTED)
     assert table["n"].min() >= 3, f"{choice}: decided on the committed runs, each candidate over 3 seeds"
     chosen = table.index[table["decision"] == "chosen"]
-    decided = chosen[0] if len(chosen) else table.index[0]
-    decided_hash = config_hash(experiment_config("cpu", decided))
-    model = experiment_config("cpu", decided).model.name
-    experiments = {e: config_hash(experiment_config("cpu", e)) for e in EXPERIMENTS
-                   if experiment_config("cpu", e).model.name == model}
-    assert decided_hash in experiments.values(), \
-        f"{choice}: the decision on the committed runs is {decided!r}, which no {model} experiment runs: {table}"
-    if decided != table.index[0]:
-        assert config_hash(experiment_config("cpu", table.index[0])) not in experiments.values(), \
-            f"{choice}: the default {table.index[0]!r} was not kept, yet an experiment still runs it"
+    default = table.index[0]
+    decided = chosen[0] if len(chosen) else default
+    run = {e: config_hash(experiment_config("cpu", e)) for e in EXPERIMENTS}.values()
+    assert config_hash(experiment_config("cpu", decided)) in run, \
+        f"{choice}: the decision on the committed runs is {decided!r}, which no experiment runs: {table}"
+    if decided != default:
+        assert config_hash(experiment_config("cpu", default)) not in run, \
+            f"{choice}: the default {default!r} was not kept, yet an experiment still runs it"
 
 
 def test_the_leader_is_judged_against_the_default(monkeypatch):
