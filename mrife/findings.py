@@ -7,8 +7,8 @@ from a checkpoint: :func:`format_table` (a table for display), :func:`epoch_tabl
 :func:`read_curve` (one run's training, epoch by epoch), :func:`leaders` (who leads each
 metric), :func:`read_differences` and :func:`verdict` (what an interval says of a
 difference), :func:`verdict_table` and :func:`claim_words` (the paper's claims beside
-ours, as a table and as words for a sentence) and :func:`read_choice` (an open choice
-and its decision).
+ours, as a table and as words for a sentence), :func:`read_seeds` (which seeds never
+learned) and :func:`read_choice` (an open choice and its decision).
 """
 
 from __future__ import annotations
@@ -98,14 +98,17 @@ def read_differences(bootstrap: pd.DataFrame, metric: str, level: float = 0.9,
                      resampled: str = "the test scenes") -> str:
     """One Markdown line per difference row of :func:`mrife.metrics.scene_bootstrap` (or,
     with ``resampled="the seeds and the test scenes"``, of
-    :func:`mrife.metrics.hierarchical_bootstrap`)."""
+    :func:`mrife.metrics.hierarchical_bootstrap`). The difference stated is the row's
+    ``mean`` where the table has one (over seeds: the difference of the means that
+    :func:`mrife.reproduce.compare` shows), its ``value`` otherwise."""
     lines = []
     for label, row in bootstrap.dropna(subset=["share > 0"]).iterrows():
+        value = row["mean"] if "mean" in row else row["value"]
         if row["low"] > 0 or row["high"] < 0:
             verdict = f"larger than the spread that resampling {resampled} gives"
         else:
             verdict = f"within the spread that resampling {resampled} gives (the interval holds 0)"
-        lines.append(f"- {label}: {metric} {row['value']:+.4f} ({level:.0%} interval {row['low']:+.4f} to "
+        lines.append(f"- {label}: {metric} {value:+.4f} ({level:.0%} interval {row['low']:+.4f} to "
                      f"{row['high']:+.4f}; ahead in {row['share > 0']:.0%} of the draws): {verdict}.")
     return "\n".join(lines)
 
@@ -204,3 +207,21 @@ def read_choice(table: pd.DataFrame, choice: str) -> str:
         line += " Not run yet: " + ", ".join(not_run) + "."
     return line
 
+
+
+def read_seeds(table: pd.DataFrame) -> str:
+    """One Markdown line per model of a :func:`mrife.reproduce.seed_table`: how many of its
+    seeds learned, and each seed that never did with its best validation and test lIoU."""
+    lines = []
+    for label, runs in table.groupby(level="model", sort=False):
+        failed = runs[~runs["learned"]]
+        best = runs["best val lIoU"]
+        if failed.empty:
+            lines.append(f"- **{label}**: every one of its {len(runs)} seeds learned (best validation lIoU "
+                         f"{best.min():.3f} to {best.max():.3f}).")
+            continue
+        which = "; ".join(f"seed {seed}: {row['best val lIoU']:.3f}, test lIoU {row['test lIoU']:.3f}"
+                          for (_, seed), row in failed.iterrows())
+        lines.append(f"- **{label}**: {len(failed)} of its {len(runs)} seeds never learned (best validation "
+                     f"lIoU below {NOT_LEARNING}; {which}).")
+    return "\n".join(lines)

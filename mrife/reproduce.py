@@ -5,8 +5,9 @@
 the hash of its resolved config, seed included (see :mod:`mrife.runs`): a finished run is
 never trained twice and an interrupted one resumes. Chapters read the runs back with
 :func:`result` (one seed), :func:`finished` (one seed of several experiments),
-:func:`results` (every finished seed), :func:`compare` (mean over seeds beside the
-paper), :func:`verdicts` (intervals over seeds and test scenes) and :func:`choice_table`
+:func:`results` (every finished seed), :func:`seed_table` (those seeds run by run),
+:func:`compare` (mean over seeds beside the paper), :func:`seed_bootstrap` and
+:func:`verdicts` (intervals over seeds and test scenes) and :func:`choice_table`
 (an open choice's candidates on the validation split); :mod:`mrife.findings` says in
 words what they show.
 """
@@ -25,7 +26,7 @@ import pandas as pd
 from mrife import figures
 from mrife.config import RunConfig, load_profile, load_yaml
 from mrife.distributed import main_process
-from mrife.findings import verdict
+from mrife.findings import NOT_LEARNING, verdict
 from mrife.metrics import METRIC_NAMES, ConfusionMatrix, hierarchical_bootstrap
 from mrife.runs import is_finished, run_dir_for, write_json
 from mrife.train import fit
@@ -203,6 +204,13 @@ class Result:
     @property
     def seed(self) -> int:
         return self.config.seed
+
+    @property
+    def learned(self) -> bool:
+        """Whether the run learned to find landslides at all: its best validation lIoU
+        reaches :data:`mrife.findings.NOT_LEARNING` (a rule on the validation split, so
+        leaving out the runs that fail it never looks at the test split)."""
+        return float(self.history["val_lIoU"].max()) >= NOT_LEARNING
 
 
 def _how_to_produce(profile: str, experiment: str, seed: int | None = None) -> str:
@@ -413,7 +421,28 @@ def seed_scene_confusions(runs: dict[str, list[Result]]) -> dict[str, dict[int, 
     return out
 
 
-def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 0.9, seed: int = 0) -> pd.DataFrame:
+def seed_bootstrap(profile: str, rows: dict[str, str], metric: str = "lIoU", pairs=None, root=None,
+                   draws: int = 2000, level: float = 0.9, seed: int = 0) -> pd.DataFrame:
+    """:func:`mrife.metrics.hierarchical_bootstrap` of ``metric`` over every finished seed of
+    each row (label -> experiment) and the test scenes.
+
+    Without ``pairs``: one row per label. With ``pairs``, ``(a, b)`` tuples of labels: one
+    row ``"a - b"`` per pair, each bootstrapped on its two models alone, ``a`` first, so
+    that its draws are those of :func:`verdicts` for the same two experiments.
+
+    Raises:
+        FileNotFoundError: a row's experiment has no finished seed (the message says how
+            to produce it).
+    """
+    confusions = seed_scene_confusions({label: results(profile, e, root) for label, e in rows.items()})
+    if pairs is None:
+        return hierarchical_bootstrap(confusions, metric, draws=draws, level=level, seed=seed)
+    return pd.concat([hierarchical_bootstrap({a: confusions[a], b: confusions[b]}, metric, focus=a, draws=draws,
+                                             level=level, seed=seed).loc[[f"{a} - {b}"]] for a, b in pairs])
+
+
+def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 0.9, seed: int = 0,
+             learned_only: bool = False) -> pd.DataFrame:
     """A verdict on each difference the paper claims, with an interval over seeds and test scenes.
 
     Args:
@@ -421,6 +450,8 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
             focus - other)`` tuples, e.g. ``("MRIFE over the baseline", "mrife",
             "deeplabv3plus", "lIoU", 0.3934 - 0.3381)``.
         draws, level, seed: of :func:`mrife.metrics.hierarchical_bootstrap`.
+        learned_only: leave out the seeds that never learned (:attr:`Result.learned`), to
+            see whether a verdict rests on them.
 
     Every finished seed of each experiment (:func:`results`) is re-tested scene by scene
     (:func:`seed_scene_confusions`, once per experiment), and the difference
@@ -433,9 +464,10 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
         of other: the difference of the ``"ours"`` cells of :func:`compare`), ``low`` and
         ``high`` (the ``level`` interval), ``share > 0`` (draws where focus is ahead),
         ``seeds`` ("focus vs other"), ``verdict`` (:func:`mrife.findings.verdict`; "not run:
-        <experiments>" when an experiment has no finished seed) and ``focus mean``, ``focus
-        sd``, ``other mean``, ``other sd`` (each side's metric over its seeds; sd NaN for one
-        seed). The level is in ``.attrs["level"]``.
+        <experiments>" when an experiment has no finished seed, "no seed learned:
+        <experiments>" when ``learned_only`` leaves it none, both joined by "; ") and
+        ``focus mean``, ``focus sd``, ``other mean``, ``other sd`` (each side's metric over
+        its seeds; sd NaN for one seed). The level is in ``.attrs["level"]``.
 
     Raises:
         KeyError: an unknown experiment or metric (before anything is computed).
@@ -450,12 +482,17 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
             raise KeyError(f"unknown metric {metric!r} in claim {label!r}; valid: {METRIC_NAMES}")
         if focus == other:
             raise ValueError(f"claim {label!r} compares {focus!r} with itself")
-    found = {}
+    found, failed = {}, set()
     for experiment in dict.fromkeys(e for _, f, o, _, _ in claims for e in (f, o)):
         try:
             found[experiment] = results(profile, experiment, root)
         except FileNotFoundError:
-            pass
+            continue
+        if learned_only:
+            found[experiment] = [res for res in found[experiment] if res.learned]
+            if not found[experiment]:
+                failed.add(experiment)
+                del found[experiment]
     confusions = seed_scene_confusions(found)
     rows = {}
     for label, focus, other, metric, paper_diff in claims:
@@ -470,14 +507,40 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
                     "other mean": boot.loc[other, "mean"], "other sd": boot.loc[other, "sd"]}
         else:
             missing = [e for e in (focus, other) if e not in confusions]
+            why = [f"{words}: {', '.join(names)}" for words, names in (
+                ("not run", [e for e in missing if e not in failed]),
+                ("no seed learned", [e for e in missing if e in failed])) if names]
             row |= {"ours": np.nan, "low": np.nan, "high": np.nan, "share > 0": np.nan,
                     "seeds": " vs ".join(str(len(found.get(e, []))) for e in (focus, other)),
-                    "verdict": "not run: " + ", ".join(missing), "focus mean": np.nan, "focus sd": np.nan,
+                    "verdict": "; ".join(why), "focus mean": np.nan, "focus sd": np.nan,
                     "other mean": np.nan, "other sd": np.nan}
         rows[label] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.attrs["level"] = level
     return table
+
+
+def seed_table(profile: str, rows: dict[str, str], root=None) -> pd.DataFrame:
+    """Every finished seed of each row's experiment, run by run.
+
+    Args:
+        rows: label -> experiment name; an experiment with no finished seed is left out.
+
+    Returns:
+        A DataFrame indexed by ``(label, seed)`` with columns ``best val lIoU``, ``test
+        lIoU`` (of the best-validation checkpoint) and ``learned`` (:attr:`Result.learned`).
+    """
+    table = {}
+    for label, experiment in rows.items():
+        try:
+            runs = results(profile, experiment, root)
+        except FileNotFoundError:
+            continue
+        for res in runs:
+            table[(label, res.seed)] = {"best val lIoU": float(res.history["val_lIoU"].max()),
+                                        "test lIoU": float(res.test["lIoU"]), "learned": res.learned}
+    index = pd.MultiIndex.from_tuples(list(table), names=["model", "seed"])
+    return pd.DataFrame(list(table.values()), index=index, columns=["best val lIoU", "test lIoU", "learned"])
 
 
 def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mrife.findings import (epoch_table, format_table, leaders, read_choice, read_curve,
-                            read_differences, verdict)
+                            read_differences, read_seeds, verdict)
 from mrife.reproduce import compare
 
 PAPER = {"Baseline": {"lIoU": 0.3381, "F1": 0.5054}, "Other": {"lIoU": 0.1, "F1": 0.2}}
@@ -61,6 +61,8 @@ def test_read_differences_says_when_the_interval_holds_zero():
     assert len(lines) == 2, "model rows are not differences"
     assert "holds 0" in lines[0] and "+0.0500" in lines[0] and "90% of the draws" in lines[0]
     assert "larger than the spread" in lines[1]
+    boot["mean"] = [0.3, 0.07, -0.25]  # a bootstrap over seeds: the difference of the seeds' means is stated
+    assert "lIoU +0.0700" in read_differences(boot, "lIoU", resampled="the seeds and the test scenes")
 
 
 def test_verdict_reads_the_interval_against_the_paper():
@@ -132,3 +134,14 @@ def test_read_choice_names_the_default_when_it_is_neither_of_the_first_two():
     line = read_choice(choice({"default": ({0: 0.40, 1: 0.41, 2: 0.42}, "kept: the default leads"),
                                "a": ({0: 0.30, 1: 0.31, 2: 0.32}, "")}), "x")
     assert line.endswith("the default leads, so it stays."), line
+
+
+def test_read_seeds_names_each_seed_that_never_learned():
+    index = pd.MultiIndex.from_tuples([("A", 0), ("A", 1), ("A", 2), ("B", 0), ("B", 3)], names=["model", "seed"])
+    table = pd.DataFrame({"best val lIoU": [0.3, 0.4, 0.35, 0.25, 0.01], "test lIoU": [0.3, 0.4, 0.3, 0.2, 0.02],
+                          "learned": [True, True, True, True, False]}, index=index)
+    lines = read_seeds(table).splitlines()
+    assert lines == [
+        "- **A**: every one of its 3 seeds learned (best validation lIoU 0.300 to 0.400).",
+        "- **B**: 1 of its 2 seeds never learned (best validation lIoU below 0.05; seed 3: 0.010, test lIoU 0.020).",
+    ], lines

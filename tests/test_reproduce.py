@@ -16,7 +16,7 @@ from mrife.findings import claim_words, verdict_table
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
 from mrife.reproduce import (CHOICES, EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, check, choice_table, compare,
                              experiment_config, finished, reproduce, result, results, scene_confusions, seed_scene_confusions,
-                             run_times, seeds_for, sizing_runs, verdicts)
+                             run_times, seed_bootstrap, seed_table, seeds_for, sizing_runs, verdicts)
 from mrife.runs import load_run
 from mrife.train import build_splits, confusion_by_scene, fit
 
@@ -160,6 +160,37 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
         words["paper"] == "+0.0500", f"the words of a claim are its table row's: {words}"
     with pytest.raises(KeyError, match="unknown experiment"):
         verdicts("smoke", [("typo", "mrfie", "segbranch", "lIoU", 0.1)], root=tmp_path)
+    rows = {"a": "segbranch", "b": "segbranch-alias"}
+    boot = seed_bootstrap("smoke", rows, root=tmp_path, draws=200)
+    assert boot["seeds"].tolist() == [2, 2] and boot.loc["a", "mean"] == pytest.approx(row["focus mean"]), \
+        f"every finished seed of each row, as verdicts reads them: {boot}"
+    pair = seed_bootstrap("smoke", rows, pairs=[("a", "b")], root=tmp_path, draws=200)
+    assert pair.index.tolist() == ["a - b"] and pair.loc["a - b", "mean"] == 0
+    assert pair.loc["a - b", ["low", "high"]].tolist() == [row["low"], row["high"]], \
+        "a pair draws what verdicts draws for the same claim"
+    with pytest.raises(FileNotFoundError, match="mrife reproduce --profile smoke"):
+        seed_bootstrap("smoke", {"a": "mrife"}, root=tmp_path)
+
+    # Seed 0 is made a run that never learned and seed 1 one that did (by their validation
+    # curves): learned_only leaves seed 0 out of both sides, and a side with no seed left says so.
+    for res, curve in zip(found, ([0.0, 0.01], [0.0, 0.3])):
+        first = json.loads((res.run / "history.json").read_text())[0]
+        epochs = [{**first, "epoch": epoch, "val_lIoU": value} for epoch, value in enumerate(curve)]
+        (res.run / "history.json").write_text(json.dumps(epochs))
+    seeds = seed_table("smoke", {"seg": "segbranch", "none": "mrife"}, root=tmp_path)
+    assert list(seeds.index) == [("seg", 0), ("seg", 1)], f"one row per finished seed: {seeds}"
+    assert seeds["learned"].tolist() == [False, True] and seeds["best val lIoU"].tolist() == [0.01, 0.3]
+    assert seeds["test lIoU"].tolist() == lious, "each seed's test lIoU"
+    robust = verdicts("smoke", claims, root=tmp_path, draws=200, learned_only=True)
+    assert robust.loc["alias", "seeds"] == "1 vs 1" and robust.loc["alias", "focus mean"] == pytest.approx(lious[1]), \
+        f"only seed 1 learned: {robust.loc['alias']}"
+    for res in found[1:]:
+        (res.run / "history.json").write_text(json.dumps([{**e, "val_lIoU": 0.0} for e in
+                                                          json.loads((res.run / "history.json").read_text())]))
+    robust = verdicts("smoke", claims, root=tmp_path, draws=200, learned_only=True)
+    assert robust.loc["alias", "verdict"] == "no seed learned: segbranch, segbranch-alias", robust
+    assert robust.loc["missing", "verdict"] == "not run: mrife; no seed learned: segbranch", \
+        "a side not run is not one that failed"
     with pytest.raises(ValueError, match="use --seeds|seeds"):
         reproduce("smoke", tmp_path, ["segbranch"], overrides=["seed=3"], progress=False)
 
