@@ -211,17 +211,28 @@ def read_choice(table: pd.DataFrame, choice: str) -> str:
 
 def read_seeds(table: pd.DataFrame) -> str:
     """One Markdown line per model of a :func:`mrife.reproduce.seed_table`: how many of its
-    seeds learned, and each seed that never did with its best validation and test lIoU."""
+    seeds learned and at which epoch each first reached :data:`NOT_LEARNING`, and each seed
+    that never did with its best validation and test lIoU."""
     lines = []
     for label, runs in table.groupby(level="model", sort=False):
-        failed = runs[~runs["learned"]]
-        best = runs["best val lIoU"]
+        failed, learned = runs[~runs["learned"]], runs[runs["learned"]]
+        epochs = _and([str(e) for e in sorted(learned["first epoch"])])
         if failed.empty:
+            best = runs["best val lIoU"]
             lines.append(f"- **{label}**: every one of its {len(runs)} seeds learned (best validation lIoU "
-                         f"{best.min():.3f} to {best.max():.3f}).")
+                         f"{best.min():.3f} to {best.max():.3f}), first reaching {NOT_LEARNING} at epoch {epochs}.")
             continue
         which = "; ".join(f"seed {seed}: {row['best val lIoU']:.3f}, test lIoU {row['test lIoU']:.3f}"
                           for (_, seed), row in failed.iterrows())
-        lines.append(f"- **{label}**: {len(failed)} of its {len(runs)} seeds never learned (best validation "
-                     f"lIoU below {NOT_LEARNING}; {which}).")
+        line = (f"- **{label}**: {len(failed)} of its {len(runs)} seeds never learned (best validation lIoU "
+                f"below {NOT_LEARNING}; {which})")
+        if not learned.empty:
+            others = "the other one" if len(learned) == 1 else f"the other {len(learned)}"
+            line += f"; {others} first reached {NOT_LEARNING} at epoch {epochs}"
+        lines.append(line + ".")
     return "\n".join(lines)
+
+
+def _and(items: list[str]) -> str:
+    """"1", "1 and 2", "1, 2 and 3"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -528,7 +528,9 @@ def seed_table(profile: str, rows: dict[str, str], root=None) -> pd.DataFrame:
 
     Returns:
         A DataFrame indexed by ``(label, seed)`` with columns ``best val lIoU``, ``test
-        lIoU`` (of the best-validation checkpoint) and ``learned`` (:attr:`Result.learned`).
+        lIoU`` (of the best-validation checkpoint), ``learned`` (:attr:`Result.learned`)
+        and ``first epoch`` (the first epoch, from 1, whose validation lIoU reaches
+        :data:`mrife.findings.NOT_LEARNING`; missing for a run that never learned).
     """
     table = {}
     for label, experiment in rows.items():
@@ -537,10 +539,13 @@ def seed_table(profile: str, rows: dict[str, str], root=None) -> pd.DataFrame:
         except FileNotFoundError:
             continue
         for res in runs:
+            reached = np.flatnonzero(res.history["val_lIoU"].to_numpy() >= NOT_LEARNING)
             table[(label, res.seed)] = {"best val lIoU": float(res.history["val_lIoU"].max()),
-                                        "test lIoU": float(res.test["lIoU"]), "learned": res.learned}
+                                        "test lIoU": float(res.test["lIoU"]), "learned": res.learned,
+                                        "first epoch": int(reached[0]) + 1 if len(reached) else pd.NA}
+    columns = ["best val lIoU", "test lIoU", "learned", "first epoch"]
     index = pd.MultiIndex.from_tuples(list(table), names=["model", "seed"])
-    return pd.DataFrame(list(table.values()), index=index, columns=["best val lIoU", "test lIoU", "learned"])
+    return pd.DataFrame(list(table.values()), index=index, columns=columns).astype({"first epoch": "Int64"})
 
 
 def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd.DataFrame:

@@ -139,9 +139,12 @@ def test_read_choice_names_the_default_when_it_is_neither_of_the_first_two():
 def test_read_seeds_names_each_seed_that_never_learned():
     index = pd.MultiIndex.from_tuples([("A", 0), ("A", 1), ("A", 2), ("B", 0), ("B", 3)], names=["model", "seed"])
     table = pd.DataFrame({"best val lIoU": [0.3, 0.4, 0.35, 0.25, 0.01], "test lIoU": [0.3, 0.4, 0.3, 0.2, 0.02],
-                          "learned": [True, True, True, True, False]}, index=index)
+                          "learned": [True, True, True, True, False], "first epoch": [3, 1, 2, 4, pd.NA]},
+                         index=index).astype({"first epoch": "Int64"})
     lines = read_seeds(table).splitlines()
     assert lines == [
-        "- **A**: every one of its 3 seeds learned (best validation lIoU 0.300 to 0.400).",
-        "- **B**: 1 of its 2 seeds never learned (best validation lIoU below 0.05; seed 3: 0.010, test lIoU 0.020).",
+        "- **A**: every one of its 3 seeds learned (best validation lIoU 0.300 to 0.400), first reaching 0.05 "
+        "at epoch 1, 2 and 3.",
+        "- **B**: 1 of its 2 seeds never learned (best validation lIoU below 0.05; seed 3: 0.010, test lIoU 0.020); "
+        "the other one first reached 0.05 at epoch 4.",
     ], lines

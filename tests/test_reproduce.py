@@ -181,6 +181,8 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
     assert list(seeds.index) == [("seg", 0), ("seg", 1)], f"one row per finished seed: {seeds}"
     assert seeds["learned"].tolist() == [False, True] and seeds["best val lIoU"].tolist() == [0.01, 0.3]
     assert seeds["test lIoU"].tolist() == lious, "each seed's test lIoU"
+    assert seeds["first epoch"].isna().tolist() == [True, False] and seeds["first epoch"].iloc[1] == 2, \
+        "seed 1 first reaches the bar in its second epoch; seed 0 never does"
     robust = verdicts("smoke", claims, root=tmp_path, draws=200, learned_only=True)
     assert robust.loc["alias", "seeds"] == "1 vs 1" and robust.loc["alias", "focus mean"] == pytest.approx(lious[1]), \
         f"only seed 1 learned: {robust.loc['alias']}"
