@@ -208,7 +208,6 @@ def read_choice(table: pd.DataFrame, choice: str) -> str:
     return line
 
 
-
 def read_seeds(table: pd.DataFrame) -> str:
     """One Markdown line per model of a :func:`mrife.reproduce.seed_table`: how many of its
     seeds learned and at which epoch each first reached :data:`NOT_LEARNING`, and each seed
