@@ -421,22 +421,27 @@ def seed_scene_confusions(runs: dict[str, list[Result]]) -> dict[str, dict[int, 
     return out
 
 
-def seed_bootstrap(profile: str, rows: dict[str, str], metric: str = "lIoU", pairs=None, root=None,
+def seed_bootstrap(profile: str, rows: dict[str, str], pairs, metric: str = "lIoU", root=None,
                    draws: int = 2000, level: float = 0.9, seed: int = 0) -> pd.DataFrame:
-    """:func:`mrife.metrics.hierarchical_bootstrap` of ``metric`` over every finished seed of
-    each row (label -> experiment) and the test scenes.
+    """The difference of ``metric`` for each pair of rows, with an interval over every
+    finished seed and the test scenes (:func:`mrife.metrics.hierarchical_bootstrap`).
 
-    Without ``pairs``: one row per label. With ``pairs``, ``(a, b)`` tuples of labels: one
-    row ``"a - b"`` per pair, each bootstrapped on its two models alone, ``a`` first, so
-    that its draws are those of :func:`verdicts` for the same two experiments.
+    Args:
+        rows: label -> experiment name.
+        pairs: ``(a, b)`` tuples of labels of ``rows``. Each pair is bootstrapped on its two
+            models alone, ``a`` first, so that its draws are those of :func:`verdicts` for
+            the same two experiments.
+
+    Returns:
+        One row ``"a - b"`` per pair, with hierarchical_bootstrap's columns (``mean``: the
+        difference of the means over seeds; ``low``, ``high``: the ``level`` interval;
+        ``seeds``, ``share > 0``).
 
     Raises:
         FileNotFoundError: a row's experiment has no finished seed (the message says how
             to produce it).
     """
     confusions = seed_scene_confusions({label: results(profile, e, root) for label, e in rows.items()})
-    if pairs is None:
-        return hierarchical_bootstrap(confusions, metric, draws=draws, level=level, seed=seed)
     return pd.concat([hierarchical_bootstrap({a: confusions[a], b: confusions[b]}, metric, focus=a, draws=draws,
                                              level=level, seed=seed).loc[[f"{a} - {b}"]] for a, b in pairs])
 

@@ -160,16 +160,14 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
         words["paper"] == "+0.0500", f"the words of a claim are its table row's: {words}"
     with pytest.raises(KeyError, match="unknown experiment"):
         verdicts("smoke", [("typo", "mrfie", "segbranch", "lIoU", 0.1)], root=tmp_path)
-    rows = {"a": "segbranch", "b": "segbranch-alias"}
-    boot = seed_bootstrap("smoke", rows, root=tmp_path, draws=200)
-    assert boot["seeds"].tolist() == [2, 2] and boot.loc["a", "mean"] == pytest.approx(row["focus mean"]), \
-        f"every finished seed of each row, as verdicts reads them: {boot}"
-    pair = seed_bootstrap("smoke", rows, pairs=[("a", "b")], root=tmp_path, draws=200)
-    assert pair.index.tolist() == ["a - b"] and pair.loc["a - b", "mean"] == 0
+    pair = seed_bootstrap("smoke", {"a": "segbranch", "b": "segbranch-alias"}, [("a", "b")], root=tmp_path,
+                          draws=200)
+    assert pair.index.tolist() == ["a - b"] and pair.loc["a - b", "mean"] == 0 and \
+        pair.loc["a - b", "seeds"] == "2 vs 2", f"every finished seed of each side, as verdicts reads them: {pair}"
     assert pair.loc["a - b", ["low", "high"]].tolist() == [row["low"], row["high"]], \
         "a pair draws what verdicts draws for the same claim"
     with pytest.raises(FileNotFoundError, match="mrife reproduce --profile smoke"):
-        seed_bootstrap("smoke", {"a": "mrife"}, root=tmp_path)
+        seed_bootstrap("smoke", {"a": "mrife", "b": "segbranch"}, [("a", "b")], root=tmp_path)
 
     # Seed 0 is made a run that never learned and seed 1 one that did (by their validation
     # curves): learned_only leaves seed 0 out of both sides, and a side with no seed left says so.
