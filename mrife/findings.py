@@ -7,8 +7,9 @@ from a checkpoint: :func:`format_table` (a table for display), :func:`epoch_tabl
 :func:`read_curve` (one run's training, epoch by epoch), :func:`leaders` (who leads each
 metric), :func:`read_differences` and :func:`verdict` (what an interval says of a
 difference), :func:`verdict_table` and :func:`claim_words` (the paper's claims beside
-ours, as a table and as words for a sentence), :func:`read_seeds` (which seeds never
-learned) and :func:`read_choice` (an open choice and its decision).
+ours, as a table and as words for a sentence), :func:`read_heat` (where Grad-CAM maps
+are hottest), :func:`read_seeds` (which seeds never learned) and :func:`read_choice` (an
+open choice and its decision).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def verdict(low: float, high: float, paper_sign: float) -> str:
 
 def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`mrife.reproduce.verdicts`' table for reading: per claim the metric, the
-    paper's difference, ours (the two sides' means, each ± its sd over seeds, and their
+    paper's difference ("ahead (no number)" for one of :data:`mrife.paper.DIRECTION_CLAIMS`), ours (the two sides' means, each ± its sd over seeds, and their
     difference), the interval at the table's level, the seeds, and the verdict."""
     level = table.attrs.get("level", 0.9)
 
@@ -146,7 +147,9 @@ def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
     rows = {}
     for claim, row in table.iterrows():
         ran = not math.isnan(row["ours"])
-        rows[claim] = {"metric": row["metric"], "paper": f"{row['paper']:+.4f}",
+        paper = (f"{row['paper']:+.4f}" if math.isfinite(row["paper"])
+                 else ("ahead" if row["paper"] > 0 else "behind") + " (no number)")
+        rows[claim] = {"metric": row["metric"], "paper": paper,
                        "ours: focus": side(row["focus mean"], row["focus sd"]),
                        "ours: other": side(row["other mean"], row["other sd"]),
                        "ours: difference": f"{row['ours']:+.4f}" if ran else "–",
@@ -162,6 +165,28 @@ def claim_words(row: pd.Series) -> dict[str, str]:
     interval = next(key for key in row.index if key.endswith("interval"))
     return {"focus": row["ours: focus"], "other": row["ours: other"], "difference": row["ours: difference"],
             "interval": row[interval], "seeds": row["seeds"], "paper": row["paper"], "verdict": row["verdict"]}
+
+
+def read_heat(table: pd.DataFrame, expected: dict[str, str] | None = None) -> str:
+    """One Markdown line per map of :func:`mrife.cam.heat_by_block_class`: its block classes
+    from hottest to coolest with their mean heat, and, for a map that ``expected`` names
+    (map -> the class the paper reads it hottest on), whether ours is hottest there too.
+    Heat is scaled per map, so the line compares classes within one map only; a class the
+    tiles do not hold (NaN) is left out."""
+    expected = expected or {}
+    lines = []
+    for name, heat in table.iterrows():
+        ranked = heat.dropna().sort_values(ascending=False, kind="stable")
+        if ranked.empty:
+            continue
+        line = f"- **{name}**: hottest on {ranked.index[0]} blocks ({ranked.iloc[0]:.3f})"
+        if len(ranked) > 1:
+            line += ", then " + _and([f"{cls} ({value:.3f})" for cls, value in ranked.iloc[1:].items()])
+        if name in expected:
+            line += ("; where the paper reads it hottest" if ranked.index[0] == expected[name]
+                     else f"; the paper reads it hottest on {expected[name]} blocks")
+        lines.append(line + ".")
+    return "\n".join(lines)
 
 
 def read_choice(table: pd.DataFrame, choice: str) -> str:

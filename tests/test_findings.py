@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mrife.findings import (epoch_table, format_table, leaders, read_choice, read_curve,
-                            read_differences, read_seeds, verdict)
+                            read_differences, read_heat, read_seeds, verdict, verdict_table)
 from mrife.reproduce import compare
 
 PAPER = {"Baseline": {"lIoU": 0.3381, "F1": 0.5054}, "Other": {"lIoU": 0.1, "F1": 0.2}}
@@ -76,6 +76,26 @@ def test_verdict_reads_the_interval_against_the_paper():
         verdict(0.01, 0.05, 0)
     with pytest.raises(ValueError, match="not an interval"):
         verdict(0.05, 0.01, 1)
+
+
+def test_a_claim_of_direction_without_a_number_is_read_by_its_sign():
+    assert verdict(-0.24, -0.06, math.inf) == "reversed" and verdict(0.01, 0.2, math.inf) == "reproduced"
+    table = pd.DataFrame({"metric": ["lIoU", "lIoU"], "paper": [0.0553, math.inf], "ours": [0.01, -0.14],
+                          "low": [-0.02, -0.24], "high": [0.04, -0.06], "seeds": ["5 vs 5", "5 vs 3"],
+                          "verdict": ["inconclusive", "reversed"], "focus mean": [0.3, 0.27], "focus sd": [0.1, 0.1],
+                          "other mean": [0.29, 0.41], "other sd": [0.01, 0.02]}, index=["Table", "Fig."])
+    assert verdict_table(table)["paper"].tolist() == ["+0.0553", "ahead (no number)"]
+
+
+def test_read_heat_ranks_the_classes_of_each_map_and_checks_the_papers_reading():
+    table = pd.DataFrame({"background": [0.182, 0.050, 0.3], "edge": [0.349, 0.021, float("nan")],
+                          "interior": [0.591, 0.044, float("nan")]}, index=["seg", "enh", "no landslide"])
+    lines = read_heat(table, {"seg": "interior", "enh": "edge"}).splitlines()
+    assert lines[0] == ("- **seg**: hottest on interior blocks (0.591), then edge (0.349) and background (0.182); "
+                        "where the paper reads it hottest.")
+    assert lines[1].startswith("- **enh**: hottest on background blocks (0.050), then interior (0.044) and edge")
+    assert lines[1].endswith("; the paper reads it hottest on edge blocks.")
+    assert lines[2] == "- **no landslide**: hottest on background blocks (0.300).", "NaN classes are left out"
 
 
 def test_leaders_ignore_a_row_that_predicts_nothing():

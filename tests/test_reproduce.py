@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from torch.utils.data import DataLoader
 
+from mrife import paper
 from mrife.cli import main
 from mrife.config import load_profile
 from mrife.data import TileDataset
@@ -30,6 +31,13 @@ def test_every_experiment_is_known_and_distinct():
     assert len({repr(c) for c in configs}) == len(EXPERIMENTS), "two experiments resolve to one config"
     with pytest.raises(KeyError, match="deeplabv3plus"):
         experiment_config("smoke", "nope")
+
+
+def test_every_claim_of_the_paper_compares_two_known_experiments_on_a_metric_with_a_side():
+    for label, focus, other, metric, difference in paper.CLAIMS + paper.DIRECTION_CLAIMS:
+        assert focus in EXPERIMENTS and other in EXPERIMENTS and focus != other, label
+        assert metric in METRIC_NAMES and difference and not math.isnan(difference), label
+    assert all(difference == math.inf for *_, difference in paper.DIRECTION_CLAIMS), "no number: +inf, focus ahead"
 
 
 def test_missing_run_says_how_to_produce_it(tmp_path):
