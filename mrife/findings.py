@@ -137,8 +137,10 @@ def verdict(low: float, high: float, paper_sign: float) -> str:
 
 def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`mrife.reproduce.verdicts`' table for reading: per claim the metric, the
-    paper's difference ("ahead (no number)" for one of :data:`mrife.paper.DIRECTION_CLAIMS`), ours (the two sides' means, each ± its sd over seeds, and their
-    difference), the interval at the table's level, the seeds, and the verdict."""
+    paper's difference ("ahead (no number)" for an infinite one, as in
+    :data:`mrife.paper.DIRECTION_CLAIMS`), ours (the two sides' means, each ± its sd over
+    seeds, and their difference), the interval at the table's level, the seeds, and the
+    verdict."""
     level = table.attrs.get("level", 0.9)
 
     def side(mean, sd):

@@ -453,7 +453,8 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
     Args:
         claims: ``(label, focus experiment, other experiment, metric, the paper's difference
             focus - other)`` tuples, e.g. ``("MRIFE over the baseline", "mrife",
-            "deeplabv3plus", "lIoU", 0.3934 - 0.3381)``.
+            "deeplabv3plus", "lIoU", 0.3934 - 0.3381)``; a difference of +inf claims only that
+            focus is ahead (:data:`mrife.paper.DIRECTION_CLAIMS`).
         draws, level, seed: of :func:`mrife.metrics.hierarchical_bootstrap`.
         learned_only: leave out the seeds that never learned (:attr:`Result.learned`), to
             see whether a verdict rests on them.
