@@ -150,6 +150,7 @@ def hierarchical_bootstrap(
     draws: int = 2000,
     level: float = 0.9,
     seed: int = 0,
+    paired_seeds: bool = False,
 ) -> pd.DataFrame:
     r"""How much a pooled test metric depends on the training seeds *and* the test scenes.
 
@@ -180,6 +181,14 @@ def hierarchical_bootstrap(
     few distinct draws (10 multisets of 3 seeds) and a percentile interval from so few
     seeds is rough: read it as a scale of the noise, not an exact coverage.
 
+    With ``paired_seeds`` the seed weights are drawn once per draw, :math:`v_{b,k}`, and
+    shared by every model, as the scene weights are: seed ``k`` of every model is then
+    taken as the same draw of training noise. That holds where a seed fixes the same
+    things for every model (in this project the data order, the augmentation and mask
+    draws, and the initialization of what is built first), and it narrows the interval
+    of a difference as far as the models' seeds go up and down together. Every model
+    must then have the same seeds.
+
     Args:
         per_seed_scene: model label -> training seed -> test scene -> its ConfusionMatrix.
             Every seed of every model must hold the same test scenes; the number of seeds
@@ -187,6 +196,7 @@ def hierarchical_bootstrap(
         metric: one of :data:`METRIC_NAMES`.
         focus: a model label; adds a row ``"<focus> - <model>"`` per other model.
         draws: bootstrap draws; level: central share the interval covers; seed: of the draws.
+        paired_seeds: resample the seeds of every model together (see above).
 
     Returns:
         A DataFrame indexed by model label (then difference rows) with columns ``value``
@@ -207,6 +217,9 @@ def hierarchical_bootstrap(
     for label in labels:
         if not per_seed_scene[label]:
             raise ValueError(f"{label!r} has no seed")
+    if paired_seeds and len({tuple(sorted(per_seed_scene[label])) for label in labels}) > 1:
+        raise ValueError("paired seeds need the same seeds for every model, not "
+                         + "; ".join(f"{label}: {sorted(per_seed_scene[label])}" for label in labels))
     first = next(iter(per_seed_scene[labels[0]].values())) if labels else {}
     scenes = sorted(first)
     for label in labels:
@@ -214,8 +227,8 @@ def hierarchical_bootstrap(
             if sorted(per_scene) != scenes:
                 raise ValueError(f"{label!r} seed {k} was tested on scenes {sorted(per_scene)}, not {scenes}: "
                                  "a paired bootstrap needs the same test scenes for every model and seed")
-    counts = {label: np.array([[cms[s].counts for s in scenes] for cms in per_seed_scene[label].values()],
-                              dtype=np.float64) for label in labels}  # label -> [K, S, 4]
+    counts = {label: np.array([[per_seed_scene[label][k][s].counts for s in scenes] for k in sorted(per_seed_scene[label])],
+                              dtype=np.float64) for label in labels}  # label -> [K, S, 4], by seed
     rng = np.random.default_rng(seed)
     n_scenes = len(scenes)
     scene_picks = rng.integers(n_scenes, size=(draws, n_scenes))  # [D, S] scene indices
@@ -224,12 +237,16 @@ def hierarchical_bootstrap(
     def score(c):  # [..., 4] counts -> [...] metric
         return metrics_from_counts(*np.moveaxis(c, -1, 0))[metric]
 
+    def seed_weights(k):  # [D, K]: how often each of k seeds is drawn in k draws
+        picks = rng.integers(k, size=(draws, k))
+        return np.stack([np.bincount(row, minlength=k) for row in picks]).astype(np.float64)
+
+    shared = seed_weights(len(counts[labels[0]])) if paired_seeds and labels else None
     boot, rows = {}, {}
     for label in labels:
         c = counts[label]  # [K, S, 4]
         k = len(c)
-        seed_picks = rng.integers(k, size=(draws, k))  # [D, K] seed indices
-        seed_w = np.stack([np.bincount(row, minlength=k) for row in seed_picks]).astype(np.float64)  # [D, K]
+        seed_w = shared if paired_seeds else seed_weights(k)
         boot[label] = score(np.einsum("dk,ds,ksc->dc", seed_w, scene_w, c))  # [D]
         per_seed = score(c.sum(1))  # [K]: each seed on all scenes
         rows[label] = {"value": float(score(c.sum((0, 1)))), "mean": float(per_seed.mean()),

@@ -7,7 +7,8 @@ never trained twice and an interrupted one resumes. Chapters read the runs back 
 :func:`result` (one seed), :func:`finished` (one seed of several experiments),
 :func:`results` (every finished seed), :func:`seed_table` (those seeds run by run),
 :func:`compare` (mean over seeds beside the paper), :func:`seed_bootstrap` and
-:func:`verdicts` (intervals over seeds and test scenes) and :func:`choice_table`
+:func:`verdicts` (intervals over seeds and test scenes; paired by seed too, and
+:func:`seed_pairing` reads on validation whether seeds go together) and :func:`choice_table`
 (an open choice's candidates on the validation split); :mod:`mrife.findings` says in
 words what they show.
 """
@@ -28,7 +29,7 @@ from mrife.config import RunConfig, load_profile, load_yaml
 from mrife.distributed import main_process
 from mrife.findings import NOT_LEARNING, verdict
 from mrife.metrics import METRIC_NAMES, ConfusionMatrix, hierarchical_bootstrap
-from mrife.runs import is_finished, run_dir_for, write_json
+from mrife.runs import changed_tree, is_finished, run_dir_for, write_json
 from mrife.train import fit
 
 # experiment -> overrides of the profile, and where the book shows it.
@@ -131,7 +132,9 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
         seeds: training seeds for every experiment (default: :func:`seeds_for` each one:
             :data:`SEEDS` of the profile, :data:`TABLE_SEEDS` for the experiments of
             Tables III and IV).
-        force: train every planned run again from the start, finished or not.
+        force: train every planned run again from the start, finished or not. Without it a
+            finished run is skipped, and the line that says so also says when the run was
+            trained from a changed tree (code no commit holds: :func:`mrife.runs.changed_tree`).
 
     The work is seed-major -- every experiment at the first seed, then every one at the
     next -- so that a reproduction stopped part way has the same number of seeds for each
@@ -163,8 +166,11 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
             run = run_dir_for(cfg, root)
             done, main = is_finished(run) and not force, main_process()  # under torchrun, rank 0 reports and writes
             if main:
-                print(f"[{profile}] {name} seed {seed}: {'finished, skipped' if done else 'training'} ({run.name})",
-                      flush=True)
+                state = "training"
+                if done:  # a finished run whose code no commit holds is worth training again
+                    why = changed_tree(run)
+                    state = "finished, skipped" + (f"; {why}: --force trains it again" if why else "")
+                print(f"[{profile}] {name} seed {seed}: {state} ({run.name})", flush=True)
             tic = time.perf_counter()
             runs.setdefault(name, {})[seed] = fit(cfg, root, progress=progress, force=force)
             if not main:
@@ -301,14 +307,15 @@ def sizing_runs(root: str | Path | None = None) -> dict[str, Result]:
 def run_times(runs: dict[str, Result]) -> pd.DataFrame:
     """How long each run took and on what, from its ``provenance.json``: indexed by label,
     columns ``run``, ``epochs``, ``wall time (s)`` (every try), ``epochs' sum (s)`` (the
-    history's epoch times), ``device``, ``threads``, ``torch`` and ``commit`` (10 digits)."""
+    history's epoch times), ``device``, ``threads``, ``torch``, ``commit`` (10 digits) and
+    ``clean tree`` ("yes", or "no" when a try ran on changed files: :func:`mrife.runs.changed_tree`)."""
     rows = {}
     for label, res in runs.items():
         prov = json.loads((res.run / "provenance.json").read_text())
         rows[label] = {"run": res.run.name, "epochs": len(res.history), "wall time (s)": prov["wall_time_s"],
                        "epochs' sum (s)": round(res.history["seconds"].sum(), 1), "device": prov["device"],
                        "threads": prov["threads"], "torch": prov["packages"]["torch"],
-                       "commit": prov["git_commit"][:10]}
+                       "commit": prov["git_commit"][:10], "clean tree": "no" if changed_tree(res.run) else "yes"}
     return pd.DataFrame(rows).T
 
 
@@ -447,7 +454,7 @@ def seed_bootstrap(profile: str, rows: dict[str, str], pairs, metric: str = "lIo
 
 
 def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 0.9, seed: int = 0,
-             learned_only: bool = False) -> pd.DataFrame:
+             learned_only: bool = False, paired: bool = False) -> pd.DataFrame:
     """A verdict on each difference the paper claims, with an interval over seeds and test scenes.
 
     Args:
@@ -458,6 +465,9 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
         draws, level, seed: of :func:`mrife.metrics.hierarchical_bootstrap`.
         learned_only: leave out the seeds that never learned (:attr:`Result.learned`), to
             see whether a verdict rests on them.
+        paired: compare the two sides seed by seed, on the seeds both have, resampling
+            those seeds together (``paired_seeds`` of the bootstrap; :func:`seed_pairing`
+            reads on the validation split whether the sides' seeds go together).
 
     Every finished seed of each experiment (:func:`results`) is re-tested scene by scene
     (:func:`seed_scene_confusions`, once per experiment), and the difference
@@ -467,11 +477,14 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
     Returns:
         A DataFrame indexed by claim label with columns ``focus``, ``other``, ``metric``,
         ``paper`` (its difference), ``ours`` (mean over seeds of focus minus mean over seeds
-        of other: the difference of the ``"ours"`` cells of :func:`compare`), ``low`` and
+        of other: the difference of the ``"ours"`` cells of :func:`compare`; with ``paired``,
+        the means are over the seeds both have), ``low`` and
         ``high`` (the ``level`` interval), ``share > 0`` (draws where focus is ahead),
-        ``seeds`` ("focus vs other"), ``verdict`` (:func:`mrife.findings.verdict`; "not run:
-        <experiments>" when an experiment has no finished seed, "no seed learned:
-        <experiments>" when ``learned_only`` leaves it none, both joined by "; ") and
+        ``seeds`` ("focus vs other"; "N paired" with ``paired``), ``verdict``
+        (:func:`mrife.findings.verdict`; "not run: <experiments>" when an experiment has no
+        finished seed, "no seed learned: <experiments>" when ``learned_only`` leaves it
+        none, both joined by "; ", and "fewer than 2 seeds in common" when ``paired``
+        leaves fewer) and
         ``focus mean``, ``focus sd``, ``other mean``, ``other sd`` (each side's metric over
         its seeds; sd NaN for one seed). The level is in ``.attrs["level"]``.
 
@@ -503,19 +516,24 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
     rows = {}
     for label, focus, other, metric, paper_diff in claims:
         row = {"focus": focus, "other": other, "metric": metric, "paper": paper_diff}
-        if focus in confusions and other in confusions:
-            boot = hierarchical_bootstrap({focus: confusions[focus], other: confusions[other]}, metric,
-                                          focus=focus, draws=draws, level=level, seed=seed)
+        pair = {e: confusions[e] for e in (focus, other) if e in confusions}
+        if paired and len(pair) == 2:
+            common = sorted(set(pair[focus]) & set(pair[other]))
+            pair = {e: {k: per_seed[k] for k in common} for e, per_seed in pair.items()} if len(common) > 1 else {}
+        if len(pair) == 2:
+            boot = hierarchical_bootstrap(pair, metric, focus=focus, draws=draws, level=level, seed=seed,
+                                          paired_seeds=paired)
             diff = boot.loc[f"{focus} - {other}"]
             row |= {"ours": diff["mean"], "low": diff["low"], "high": diff["high"], "share > 0": diff["share > 0"],
-                    "seeds": diff["seeds"], "verdict": verdict(diff["low"], diff["high"], paper_diff),
+                    "seeds": f"{boot.loc[focus, 'seeds']} paired" if paired else diff["seeds"],
+                    "verdict": verdict(diff["low"], diff["high"], paper_diff),
                     "focus mean": boot.loc[focus, "mean"], "focus sd": boot.loc[focus, "sd"],
                     "other mean": boot.loc[other, "mean"], "other sd": boot.loc[other, "sd"]}
         else:
             missing = [e for e in (focus, other) if e not in confusions]
             why = [f"{words}: {', '.join(names)}" for words, names in (
                 ("not run", [e for e in missing if e not in failed]),
-                ("no seed learned", [e for e in missing if e in failed])) if names]
+                ("no seed learned", [e for e in missing if e in failed])) if names] or ["fewer than 2 seeds in common"]
             row |= {"ours": np.nan, "low": np.nan, "high": np.nan, "share > 0": np.nan,
                     "seeds": " vs ".join(str(len(found.get(e, []))) for e in (focus, other)),
                     "verdict": "; ".join(why), "focus mean": np.nan, "focus sd": np.nan,
@@ -524,6 +542,42 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.attrs["level"] = level
     return table
+
+
+def seed_pairing(profile: str, claims, root=None) -> pd.DataFrame:
+    """Whether the two sides of each claim go up and down together from seed to seed, read
+    on the validation split: the evidence for comparing them paired by seed
+    (``verdicts(..., paired=True)``). The test split is not read.
+
+    Args:
+        claims: as for :func:`verdicts` (only their experiments are used).
+
+    Returns:
+        A DataFrame indexed by claim label with columns ``focus``, ``other``, ``seeds``
+        (how many both have), ``r`` (Pearson's correlation over those seeds of the two
+        sides' best validation lIoU; NaN below 3 seeds or where a side does not vary),
+        ``paired sd`` (the standard deviation over seeds of focus minus other, seed by
+        seed) and ``independent sd`` (what it would be if the seeds had nothing in
+        common: the root of the sum of the two sides' variances); both sds ddof 1. A
+        claim with a side not run has 0 seeds and NaN elsewhere.
+    """
+    rows = {}
+    for label, focus, other, *_ in claims:
+        best = {}
+        for experiment in (focus, other):
+            try:
+                best[experiment] = {res.seed: float(res.history["val_lIoU"].max())
+                                    for res in results(profile, experiment, root)}
+            except FileNotFoundError:
+                best[experiment] = {}
+        common = sorted(set(best[focus]) & set(best[other]))
+        a, b = (np.array([best[e][k] for k in common]) for e in (focus, other))
+        varies = len(common) > 2 and a.std() > 0 and b.std() > 0
+        rows[label] = {"focus": focus, "other": other, "seeds": len(common),
+                       "r": float(np.corrcoef(a, b)[0, 1]) if varies else np.nan,
+                       "paired sd": float(np.std(a - b, ddof=1)) if len(common) > 1 else np.nan,
+                       "independent sd": float(np.sqrt(a.var(ddof=1) + b.var(ddof=1))) if len(common) > 1 else np.nan}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def seed_table(profile: str, rows: dict[str, str], root=None) -> pd.DataFrame:

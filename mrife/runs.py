@@ -136,6 +136,18 @@ def code_version() -> dict:
     return {"git_commit": commit or "unknown", "git_dirty": None if changes is None else bool(changes)}
 
 
+def changed_tree(run: Path) -> str | None:
+    """Why a finished run cannot be traced to a commit of this repository, or ``None`` when
+    it can: its ``provenance.json`` names a commit and no try ran on changed tracked files
+    (a run from a changed tree ran code that no commit holds exactly)."""
+    prov = json.loads((Path(run) / "provenance.json").read_text())
+    if prov["git_dirty"] is False:
+        return None
+    if prov["git_dirty"] is None:
+        return "trained outside a git checkout"
+    return f"trained from a changed tree at commit {prov['git_commit'][:10]}"
+
+
 def provenance(cfg: RunConfig, compute: Compute, seconds: float, tries: list[dict], ranks: Ranks = Ranks()) -> dict:
     """Where and with what a run was produced (``precision`` as resolved: ``auto`` is decided;
     ``world_size`` processes, with ``backend``, ``sync_bn`` when there were several).

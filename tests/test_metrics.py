@@ -183,6 +183,28 @@ def test_hierarchical_difference_is_paired_over_scenes():
         "better on every scene of every seed must be better on every draw"
 
 
+def test_paired_seeds_take_out_the_noise_two_models_share():
+    # Seeds far apart, and the second model a little better than the first at every seed:
+    # resampled independently, the seed spread swamps the gap; resampled together, every
+    # draw keeps the gap.
+    scenes = "abcdef"
+    first = [{s: (tp, 40 - tp, 40 - tp, 900) for s in scenes} for tp in (5, 20, 35)]
+    second = [{s: (tp + 2, 38 - tp, 38 - tp, 902) for s in scenes} for tp in (5, 20, 35)]
+    data = {"better": seeds(*second), "base": seeds(*first)}
+    apart = hierarchical_bootstrap(data, "lIoU", focus="better")
+    together = hierarchical_bootstrap(data, "lIoU", focus="better", paired_seeds=True)
+    assert apart.loc["better - base", "low"] < 0 < apart.loc["better - base", "high"], \
+        f"independent seeds: the seed spread must hold 0, got {apart.loc['better - base']}"
+    assert together.loc["better - base", "low"] > 0 and together.loc["better - base", "share > 0"] == 1, \
+        f"paired seeds: better at every seed must be better on every draw, got {together.loc['better - base']}"
+    assert together.loc["better - base", "mean"] == apart.loc["better - base", "mean"], "pairing moves no mean"
+    alone = {"base": data["base"]}
+    assert hierarchical_bootstrap(alone, paired_seeds=True).equals(hierarchical_bootstrap(alone)), \
+        "one model: pairing its seeds with nobody changes nothing"
+    with pytest.raises(ValueError, match=r"same seeds for every model.*base: \[0, 1\]"):
+        hierarchical_bootstrap({"better": data["better"], "base": seeds(*first[:2])}, paired_seeds=True)
+
+
 def test_hierarchical_is_seeded_and_checks_its_input():
     data = {"weak": seeds(WEAK, STRONG), "strong": seeds(STRONG)}
     a = hierarchical_bootstrap(data, focus="strong", seed=3, draws=200)

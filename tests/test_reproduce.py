@@ -2,6 +2,7 @@
 
 import json
 import math
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,8 +18,9 @@ from mrife.findings import claim_words, verdict_table
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
 from mrife.reproduce import (CHOICES, EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, check, choice_table, compare,
                              experiment_config, finished, reproduce, result, results, scene_confusions, seed_scene_confusions,
-                             run_times, seed_bootstrap, seed_table, seeds_for, sizing_runs, verdicts)
-from mrife.runs import load_run
+                             run_times, seed_bootstrap, seed_pairing, seed_table, seeds_for, sizing_runs,
+                             verdicts)
+from mrife.runs import changed_tree, load_run
 from mrife.train import build_splits, confusion_by_scene, fit
 
 TINY = ["data.synthetic_scenes=4", "data.synthetic_size=64", "data.tile_size=64", "data.input_size=32",
@@ -73,6 +75,7 @@ def test_reproduce_writes_runs_the_tables_read(tmp_path, monkeypatch, capsys):
     provenance = json.loads((res.run / "provenance.json").read_text())
     assert times.loc["seg", "wall time (s)"] == provenance["wall_time_s"] and times.loc["seg", "epochs"] == 1
     assert times.loc["seg", "commit"] == provenance["git_commit"][:10]
+    assert times.loc["seg", "clean tree"] == ("yes" if provenance["git_dirty"] is False else "no")
     capsys.readouterr()
     found = finished("smoke", {"B": "segbranch", "M": "mrife"}, root=tmp_path)
     assert list(found) == ["B"] and found["B"].run == res.run, "finished() keeps the finished run, by label"
@@ -159,6 +162,10 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
     assert row["focus mean"] == pytest.approx(sum(lious) / 2) and row["focus mean"] == row["other mean"], \
         "each side's mean is over its seeds' test metric"
     assert row["focus sd"] == pytest.approx(abs(lious[0] - lious[1]) / 2 ** 0.5), "sd over seeds, ddof 1"
+    together = verdicts("smoke", claims, root=tmp_path, draws=200, paired=True)
+    assert together.loc["alias", ["ours", "low", "high"]].tolist() == [0, 0, 0] and \
+        together.loc["alias", "seeds"] == "2 paired", "the same runs seed by seed differ by exactly 0 on every draw"
+    assert together.loc["missing", "verdict"] == "not run: mrife", "pairing leaves a claim not run as it is"
     shown = verdict_table(table)
     assert shown.loc["alias", "ours: difference"] == "+0.0000" and shown.loc["missing", "ours: focus"] == "–"
     assert shown.loc["alias", "ours: focus"] == f"{row['focus mean']:.4f} ± {row['focus sd']:.4f}"
@@ -189,9 +196,17 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
     assert seeds["test lIoU"].tolist() == lious, "each seed's test lIoU"
     assert seeds["first epoch"].isna().tolist() == [True, False] and seeds["first epoch"].iloc[1] == 2, \
         "seed 1 first reaches the bar in its second epoch; seed 0 never does"
+    pairing = seed_pairing("smoke", claims, root=tmp_path)
+    assert pairing.loc["alias", ["seeds", "paired sd"]].tolist() == [2, 0] and math.isnan(pairing.loc["alias", "r"]), \
+        f"the same runs twice: no difference seed by seed, and no correlation from 2 seeds: {pairing}"
+    assert pairing.loc["alias", "independent sd"] == pytest.approx(0.29), \
+        "validation bests 0.01 and 0.3 on each side: a variance of 0.29**2 / 2 each, their sum's root 0.29"
+    assert pairing.loc["missing", "seeds"] == 0 and math.isnan(pairing.loc["missing", "paired sd"])
     robust = verdicts("smoke", claims, root=tmp_path, draws=200, learned_only=True)
     assert robust.loc["alias", "seeds"] == "1 vs 1" and robust.loc["alias", "focus mean"] == pytest.approx(lious[1]), \
         f"only seed 1 learned: {robust.loc['alias']}"
+    assert verdicts("smoke", claims, root=tmp_path, draws=200, learned_only=True, paired=True).loc[
+        "alias", "verdict"] == "fewer than 2 seeds in common", "one seed cannot be paired into an interval"
     for res in found[1:]:
         (res.run / "history.json").write_text(json.dumps([{**e, "val_lIoU": 0.0} for e in
                                                           json.loads((res.run / "history.json").read_text())]))
@@ -255,6 +270,26 @@ def test_the_experiments_run_what_the_committed_choice_decided(choice):
     if decided != default:
         assert config_hash(experiment_config("cpu", default)) not in run, \
             f"{choice}: the default {default!r} was not kept, yet an experiment still runs it"
+
+
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=COMMITTED.parent, capture_output=True, text=True)
+
+
+def test_every_committed_run_of_the_book_ran_a_commit_of_this_repository():
+    """The runs behind the tables, the open choices (``results/cpu``) and the epoch count
+    (``results/sizing``) each name the commit they were trained from, with no tracked file
+    changed, and that commit is in this repository's history (where the history is there:
+    a shallow clone or an unpacked archive checks the first half only)."""
+    provenances = sorted(p for folder in ("cpu", "sizing") for p in (COMMITTED / folder).glob("*/provenance.json"))
+    assert len(provenances) >= 43 + 2, f"the committed runs are missing under {COMMITTED}"
+    changed = {p.parent.name: changed_tree(p.parent) for p in provenances if changed_tree(p.parent)}
+    assert not changed, f"runs trained from code no commit holds (train them again with --force): {changed}"
+    if _git("rev-parse", "--is-shallow-repository").stdout.strip() != "false":
+        return
+    commits = {json.loads(p.read_text())["git_commit"] for p in provenances}
+    unknown = [c for c in sorted(commits) if _git("merge-base", "--is-ancestor", c, "HEAD").returncode != 0]
+    assert not unknown, f"runs name commits that are not in this repository's history: {unknown}"
 
 
 def test_the_leader_is_judged_against_the_default(monkeypatch):
@@ -351,6 +386,11 @@ def test_force_trains_a_finished_run_again(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     reproduce("smoke", tmp_path, ["segbranch"], progress=False)
     assert "finished, skipped" in capsys.readouterr().out and (run / "marker").exists(), "without force: skipped"
+    prov = json.loads((run / "provenance.json").read_text())
+    (run / "provenance.json").write_text(json.dumps({**prov, "git_commit": "aaaa1111bbbb", "git_dirty": True}))
+    reproduce("smoke", tmp_path, ["segbranch"], progress=False)
+    assert "finished, skipped; trained from a changed tree at commit aaaa1111bb: --force trains it again" in \
+        capsys.readouterr().out, "a skipped run from a changed tree is named, with how to train it again"
     reproduce("smoke", tmp_path, ["segbranch"], progress=False, force=True)
     assert "training" in capsys.readouterr().out
     assert not (run / "marker").exists(), "force must empty the run directory and train it from the start"

@@ -105,6 +105,13 @@ def test_provenance_says_whether_the_code_had_uncommitted_changes(monkeypatch, s
     assert prov["git_commit"] == "0691917f" and prov["git_dirty"] is dirty
 
 
+@pytest.mark.parametrize("dirty, why", [(False, None), (True, "trained from a changed tree at commit 0691917fab"),
+                                        (None, "trained outside a git checkout")])
+def test_a_run_from_a_changed_tree_is_named_as_such(tmp_path, dirty, why):
+    (tmp_path / "provenance.json").write_text(json.dumps({"git_commit": "0691917fab12", "git_dirty": dirty}))
+    assert runs_module.changed_tree(tmp_path) == why
+
+
 def test_provenance_names_the_processor_and_its_bf16(monkeypatch):
     monkeypatch.setattr(runs_module, "processor", lambda: "Example CPU 9000")
     monkeypatch.setattr(runs_module, "native_bf16", lambda device: True)
