@@ -23,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from rasterio.windows import Window
-from tqdm.auto import tqdm
 
 from mrife.compute import resolve_device
 from mrife.config import RunConfig
@@ -32,6 +31,7 @@ from mrife.data.raster import Raster
 from mrife.data.tiling import window_starts
 from mrife.data.transforms import MEAN, STD, normalize
 from mrife.labels import LANDSLIDE
+from mrife.progress import tqdm
 from mrife.runs import load_normalization, load_run
 
 

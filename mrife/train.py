@@ -16,7 +16,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Subset
-from tqdm.auto import tqdm
 
 from mrife import data
 from mrife.compute import Compute
@@ -24,6 +23,7 @@ from mrife.config import RunConfig, save_yaml
 from mrife.distributed import RankBatches, Ranks, global_batch_dropout, join, sharing, sync_batch_norm
 from mrife.metrics import ConfusionMatrix
 from mrife.models import SegmentationModel, build_model
+from mrife.progress import tqdm
 from mrife.runs import (code_version, is_finished, load_checkpoint, provenance, remove_partial_writes,
                         run_dir_for, save_checkpoint, write_json)
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from mrife.data.errors import DataError, MissingDataError
 from mrife.data.raster import Raster, open_image
+from mrife.progress import tqdm
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
