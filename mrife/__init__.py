@@ -14,8 +14,8 @@ Imports run one way, from the leaves up; a module imports only from its own laye
 package or from the layers below it (``tests/test_layers.py`` checks every import):
 
 0. ``labels``: the values a label mask holds (background, landslide, ignored),
-   ``distributed``: the processes a run is shared among (torchrun), and ``paper``: the
-   paper's numbers;
+   ``distributed``: the processes a run is shared among (torchrun), ``paper``: the
+   paper's numbers, and ``progress``: the progress bars of long work;
 1. the leaves: ``config``, ``compute``, ``data``, ``findings`` (what the runs' tables
    say, in words), ``maps``, ``masking``, ``metrics`` and ``mrife.kernels`` (the SFCE
    kernel with the reference it is checked against);
