@@ -227,8 +227,8 @@ def hierarchical_bootstrap(
             if sorted(per_scene) != scenes:
                 raise ValueError(f"{label!r} seed {k} was tested on scenes {sorted(per_scene)}, not {scenes}: "
                                  "a paired bootstrap needs the same test scenes for every model and seed")
-    counts = {label: np.array([[per_seed_scene[label][k][s].counts for s in scenes] for k in sorted(per_seed_scene[label])],
-                              dtype=np.float64) for label in labels}  # label -> [K, S, 4], by seed
+    counts = {label: np.array([[per_seed[k][s].counts for s in scenes] for k in sorted(per_seed)], dtype=np.float64)
+              for label, per_seed in per_seed_scene.items()}  # label -> [K, S, 4], seeds in order
     rng = np.random.default_rng(seed)
     n_scenes = len(scenes)
     scene_picks = rng.integers(n_scenes, size=(draws, n_scenes))  # [D, S] scene indices

@@ -212,11 +212,16 @@ class Result:
         return self.config.seed
 
     @property
+    def best_val(self) -> float:
+        """The best validation lIoU of the run, in [0, 1]: the epoch whose checkpoint is kept."""
+        return float(self.history["val_lIoU"].max())
+
+    @property
     def learned(self) -> bool:
         """Whether the run learned to find landslides at all: its best validation lIoU
         reaches :data:`mrife.findings.NOT_LEARNING` (a rule on the validation split, so
         leaving out the runs that fail it never looks at the test split)."""
-        return float(self.history["val_lIoU"].max()) >= NOT_LEARNING
+        return self.best_val >= NOT_LEARNING
 
 
 def _how_to_produce(profile: str, experiment: str, seed: int | None = None) -> str:
@@ -561,15 +566,14 @@ def seed_pairing(profile: str, claims, root=None) -> pd.DataFrame:
         common: the root of the sum of the two sides' variances); both sds ddof 1. A
         claim with a side not run has 0 seeds and NaN elsewhere.
     """
+    best = {}  # experiment -> seed -> best validation lIoU, each experiment read once
+    for experiment in dict.fromkeys(e for _, f, o, *_ in claims for e in (f, o)):
+        try:
+            best[experiment] = {res.seed: res.best_val for res in results(profile, experiment, root)}
+        except FileNotFoundError:
+            best[experiment] = {}
     rows = {}
     for label, focus, other, *_ in claims:
-        best = {}
-        for experiment in (focus, other):
-            try:
-                best[experiment] = {res.seed: float(res.history["val_lIoU"].max())
-                                    for res in results(profile, experiment, root)}
-            except FileNotFoundError:
-                best[experiment] = {}
         common = sorted(set(best[focus]) & set(best[other]))
         a, b = (np.array([best[e][k] for k in common]) for e in (focus, other))
         varies = len(common) > 2 and a.std() > 0 and b.std() > 0
@@ -600,7 +604,7 @@ def seed_table(profile: str, rows: dict[str, str], root=None) -> pd.DataFrame:
             continue
         for res in runs:
             reached = np.flatnonzero(res.history["val_lIoU"].to_numpy() >= NOT_LEARNING)
-            table[(label, res.seed)] = {"best val lIoU": float(res.history["val_lIoU"].max()),
+            table[(label, res.seed)] = {"best val lIoU": res.best_val,
                                         "test lIoU": float(res.test["lIoU"]), "learned": res.learned,
                                         "first epoch": int(reached[0]) + 1 if len(reached) else pd.NA}
     columns = ["best val lIoU", "test lIoU", "learned", "first epoch"]
@@ -639,7 +643,7 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
     rows = {}
     for name in CHOICES[choice]:
         try:
-            per_seed = {res.seed: float(res.history["val_lIoU"].max()) for res in results(profile, name, root)}
+            per_seed = {res.seed: res.best_val for res in results(profile, name, root)}
         except FileNotFoundError:
             per_seed = {}
         best = list(per_seed.values())
@@ -700,7 +704,7 @@ def check(profile: str, experiment: str, seed: int | None = None, root: str | Pa
 
     def scores(res: Result) -> dict[str, float]:
         test = {} if experiment in CANDIDATES else {m: float(res.test[m]) for m in METRIC_NAMES}
-        return {"val lIoU": float(res.history["val_lIoU"].max()), **test}
+        return {"val lIoU": res.best_val, **test}
 
     same = {s.seed: scores(s) for s in committed}.get(seed, {})
     rows = {}

@@ -300,7 +300,7 @@ def test_the_leader_is_judged_against_the_default(monkeypatch):
     def fake_results(profile, name, root=None):
         if not scores.get(name):
             raise FileNotFoundError(name)
-        return [SimpleNamespace(seed=s, history=pd.DataFrame({"val_lIoU": [0.0, v]})) for s, v in scores[name].items()]
+        return [SimpleNamespace(seed=s, best_val=v) for s, v in scores[name].items()]
 
     monkeypatch.setattr(reproduce_module, "results", fake_results)
     monkeypatch.setitem(reproduce_module.CHOICES, "toy", ("segbranch", "a", "b"))
