@@ -7,6 +7,10 @@ chapters are executed again). Run it after committing new runs:
 
     MRIFE_PROFILE=cpu python book/execute.py book/*.ipynb    # or: make outputs
 
+With ``--check`` the chapters are executed and nothing is written: ``make test`` runs
+every chapter so at the ``smoke`` profile, where no committed output exists to compare
+with, to show that each one runs to its end (a failing cell stops with its traceback).
+
 Each notebook runs in a fresh kernel from its own folder, as Jupyter Book runs it; the
 execution timestamps that nbclient writes into each cell's metadata are dropped, so a
 notebook's diff shows only what changed in what it shows.
@@ -46,20 +50,23 @@ def collapse_streams(outputs: list) -> list:
     return merged
 
 
-def execute(path: Path) -> float:
-    """Execute the notebook at ``path`` in place; returns the seconds it took."""
+def execute(path: Path, write: bool = True) -> float:
+    """Execute the notebook at ``path``, in place when ``write``; returns the seconds it took."""
     tic = time.perf_counter()
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=TIMEOUT_S, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
-    for cell in nb.cells:
-        cell.metadata.pop("execution", None)
-        if cell.cell_type == "code":
-            cell.outputs = collapse_streams(cell.outputs)
-    nbformat.write(nb, path)
+    if write:
+        for cell in nb.cells:
+            cell.metadata.pop("execution", None)
+            if cell.cell_type == "code":
+                cell.outputs = collapse_streams(cell.outputs)
+        nbformat.write(nb, path)
     return time.perf_counter() - tic
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:]:
-        print(f"{name}: {execute(Path(name)):.0f} s", flush=True)
+    check = "--check" in sys.argv[1:]
+    for name in [arg for arg in sys.argv[1:] if arg != "--check"]:
+        print(f"{name}: {execute(Path(name), write=not check):.0f} s" + (" (checked, not written)" if check else ""),
+              flush=True)

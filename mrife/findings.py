@@ -238,27 +238,33 @@ def read_choice(table: pd.DataFrame, choice: str) -> str:
 def read_seeds(table: pd.DataFrame) -> str:
     """One Markdown line per model of a :func:`mrife.reproduce.seed_table`: how many of its
     seeds learned and at which epoch each first reached :data:`NOT_LEARNING`, and each seed
-    that never did with its best validation and test lIoU."""
+    that never did with its best validation and test lIoU. A model none of whose seeds
+    learned gets a line that says so."""
     lines = []
     for label, runs in table.groupby(level="model", sort=False):
         failed, learned = runs[~runs["learned"]], runs[runs["learned"]]
         epochs = _and([str(e) for e in sorted(learned["first epoch"])])
         if failed.empty:
             best = runs["best val lIoU"]
-            lines.append(f"- **{label}**: every one of its {len(runs)} seeds learned (best validation lIoU "
-                         f"{best.min():.3f} to {best.max():.3f}), first reaching {NOT_LEARNING} at epoch {epochs}.")
+            seeds = "its one seed" if len(runs) == 1 else f"every one of its {len(runs)} seeds"
+            spread = f"{best.iloc[0]:.3f}" if len(runs) == 1 else f"{best.min():.3f} to {best.max():.3f}"
+            lines.append(f"- **{label}**: {seeds} learned (best validation lIoU {spread}), first reaching "
+                         f"{NOT_LEARNING} at epoch {epochs}.")
             continue
         which = "; ".join(f"seed {seed}: {row['best val lIoU']:.3f}, test lIoU {row['test lIoU']:.3f}"
                           for (_, seed), row in failed.iterrows())
+        if learned.empty:
+            seeds = "its one seed never" if len(runs) == 1 else f"none of its {len(runs)} seeds"
+            lines.append(f"- **{label}**: {seeds} learned (best validation lIoU below {NOT_LEARNING}; {which}): "
+                         "at this profile the model has not learned to find landslides.")
+            continue
         line = (f"- **{label}**: {len(failed)} of its {len(runs)} seeds never learned (best validation lIoU "
                 f"below {NOT_LEARNING}; {which})")
-        if not learned.empty:
-            others = "the other one" if len(learned) == 1 else f"the other {len(learned)}"
-            line += f"; {others} first reached {NOT_LEARNING} at epoch {epochs}"
-        lines.append(line + ".")
+        others = "the other one" if len(learned) == 1 else f"the other {len(learned)}"
+        lines.append(line + f"; {others} first reached {NOT_LEARNING} at epoch {epochs}.")
     return "\n".join(lines)
 
 
 def _and(items: list[str]) -> str:
-    """"1", "1 and 2", "1, 2 and 3"."""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    """"", "1", "1 and 2", "1, 2 and 3"."""
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)

@@ -168,3 +168,41 @@ def test_read_seeds_names_each_seed_that_never_learned():
         "- **B**: 1 of its 2 seeds never learned (best validation lIoU below 0.05; seed 3: 0.010, test lIoU 0.020); "
         "the other one first reached 0.05 at epoch 4.",
     ], lines
+
+
+def _seed_table(rows):
+    """A :func:`mrife.reproduce.seed_table` from ``(model, seed, best val, test, first epoch or None)``."""
+    index = pd.MultiIndex.from_tuples([(m, s) for m, s, *_ in rows], names=["model", "seed"])
+    return pd.DataFrame({"best val lIoU": [r[2] for r in rows], "test lIoU": [r[3] for r in rows],
+                         "learned": [r[4] is not None for r in rows],
+                         "first epoch": [pd.NA if r[4] is None else r[4] for r in rows]},
+                        index=index).astype({"first epoch": "Int64"})
+
+
+def test_read_seeds_says_in_words_when_no_seed_of_a_model_learned():
+    table = _seed_table([("A", 0, 0.0, 0.0, None), ("A", 1, 0.01, 0.02, None), ("B", 0, 0.0, 0.0, None)])
+    assert read_seeds(table).splitlines() == [
+        "- **A**: none of its 2 seeds learned (best validation lIoU below 0.05; seed 0: 0.000, test lIoU 0.000; "
+        "seed 1: 0.010, test lIoU 0.020): at this profile the model has not learned to find landslides.",
+        "- **B**: its one seed never learned (best validation lIoU below 0.05; seed 0: 0.000, test lIoU 0.000): "
+        "at this profile the model has not learned to find landslides.",
+    ]
+
+
+def test_read_seeds_of_a_model_with_one_seed_that_learned():
+    assert read_seeds(_seed_table([("A", 2, 0.3, 0.25, 4)])) == (
+        "- **A**: its one seed learned (best validation lIoU 0.300), first reaching 0.05 at epoch 4.")
+
+
+def test_the_other_sentence_builders_accept_a_model_whose_every_seed_failed_or_a_single_seed():
+    failed = pd.DataFrame({"val lIoU": [0.0, 0.01], "sd": [0.0, float("nan")], "n": [2, 1],
+                           "decision": ["", ""], "vs default": [float("nan")] * 2,
+                           "vs default sd": [float("nan")] * 2,
+                           "per seed": [{0: 0.0, 1: 0.0}, {0: 0.01}]}, index=["default", "other"])
+    line = read_choice(failed, "c")
+    assert "`other` seed 0 (0.010), `default` seed 0 (0.000), `default` seed 1 (0.000)." in line, line
+    assert "(1 seed)" in line, line
+    assert read_heat(pd.DataFrame({"edge": [float("nan")]}, index=["map"])) == ""
+    assert read_heat(pd.DataFrame({"edge": [0.5]}, index=["map"])) == "- **map**: hottest on edge blocks (0.500)."
+    history = pd.DataFrame({"val_lIoU": [0.0] * 7})
+    assert "has not learned" in read_curve("m", history)
