@@ -40,6 +40,33 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def cpu_kind() -> str:
+    """Which kind of CPU computed, as far as rounding goes: torch's instruction set in use
+    and the vendor, e.g. ``"AVX512 GenuineIntel"``; with the instruction set forced below
+    the CPU's own (``ATEN_CPU_CAPABILITY=avx2`` on an AVX-512 CPU) it says so, since that
+    rounds like neither kind (``"AVX2 AuthenticAMD, forced on an AVX512 CPU"``)."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    own = "AVX512" if " avx512f" in flags else "AVX2" if " avx2" in flags else capability
+    kind = f"{capability} {processor_vendor()}"
+    return kind if capability == own or not flags else f"{kind}, forced on an {own} CPU"
+
+
+def processor_vendor() -> str:
+    """The CPU's vendor, ``"GenuineIntel"`` or ``"AuthenticAMD"`` (``/proc/cpuinfo`` on
+    Linux; ``"unknown"`` elsewhere): at one instruction set the two round differently."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def processor() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux; the architecture elsewhere)."""
     try:

@@ -64,6 +64,41 @@ def read_curve(label: str, history: pd.DataFrame) -> str:
     return line + f"; the last {n // 3} epochs add {gain:+.4f} to the best before them: the curve {reading}."
 
 
+def plateau_epoch(curves: dict[str, list[pd.DataFrame]], window: int = 3, within: float = PLATEAU) -> pd.DataFrame:
+    """Where each model's validation curve reaches its plateau, by the rule the plateau
+    profile's epoch count is read with (chapter 5 states it before the runs are read).
+
+    The rule: average the model's seeds' validation lIoU epoch by epoch, take the moving
+    average over ``window`` epochs (the epoch and the ones before it), and find the first
+    epoch at which it is within ``within`` of its maximum over the whole run. The profile's
+    epoch count is the latest of those epochs over the models (``attrs["epochs"]``): the
+    smallest E at which every model has reached its plateau.
+
+    Args:
+        curves: model -> the histories of its seeds (each with a ``val_lIoU`` column, one
+            row per epoch); seeds of unequal length are cut to the shortest.
+
+    Returns:
+        A DataFrame indexed by model: ``seeds``, ``epochs`` (read), ``plateau epoch`` (from
+        1), ``moving average at it`` and ``its maximum`` (lIoU in [0, 1]).
+    """
+    rows = {}
+    for model, histories in curves.items():
+        if not histories:
+            continue
+        n = min(len(h) for h in histories)
+        if n < window:
+            raise ValueError(f"{model}: {n} epochs, fewer than the moving average's {window}")
+        mean = pd.concat([h["val_lIoU"].iloc[:n].reset_index(drop=True) for h in histories], axis=1).mean(axis=1)
+        moving = mean.rolling(window).mean()  # NaN for the first window - 1 epochs
+        first = int(moving.index[moving >= moving.max() - within][0])
+        rows[model] = {"seeds": len(histories), "epochs": n, "plateau epoch": first + 1,
+                       "moving average at it": float(moving[first]), "its maximum": float(moving.max())}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.attrs["epochs"] = int(table["plateau epoch"].max()) if rows else None
+    return table
+
+
 def leaders(table: pd.DataFrame) -> pd.DataFrame:
     """Which row of a :func:`mrife.reproduce.compare` table is best on each metric, in the
     paper and in ours.

@@ -109,6 +109,64 @@ class ConfusionMatrix:
         return f"ConfusionMatrix(tp={self.tp}, fp={self.fp}, fn={self.fn}, tn={self.tn})"
 
 
+class ScoreHistogram:
+    """Landslide probabilities of labelled pixels, binned, for the threshold-free
+    average precision (AP) of the landslide class.
+
+    A run that predicts all background at the 0.5 threshold has lIoU 0 whether or not it
+    ranks landslide pixels above the others; AP tells the two apart. Probabilities are
+    counted in :attr:`bins` equal bins of [0, 1] per class, so memory does not grow with
+    the pixels and histograms of several scenes or processes add up; pixels whose
+    probabilities share a bin count as tied (scikit-learn's ``average_precision_score``
+    groups equal scores the same way).
+
+    Example:
+        >>> scores = ScoreHistogram()
+        >>> scores.update(logits, masks)   # [B, 2, H, W] logits or [B, H, W] probabilities; [B, H, W]
+        >>> scores.average_precision()
+    """
+
+    bins = 2**16
+
+    def __init__(self):
+        self.positive = np.zeros(self.bins, dtype=np.int64)  # landslide pixels per probability bin
+        self.negative = np.zeros(self.bins, dtype=np.int64)
+
+    @torch.no_grad()
+    def update(self, scores: Tensor, target: Tensor) -> None:
+        """Add a batch: ``scores`` logits ``[B, 2, H, W]`` or landslide probabilities in
+        [0, 1] ``[B, H, W]``; ``target [B, H, W]`` (``IGNORE`` pixels left out)."""
+        if scores.dim() == target.dim() + 1:
+            scores = scores.float().softmax(1)[:, 1]
+        if scores.shape != target.shape:
+            raise ValueError(f"scores {tuple(scores.shape)} and target {tuple(target.shape)} differ in shape")
+        target = target.to(scores.device)
+        valid = target != IGNORE
+        index = (scores[valid].float().clamp(0, 1) * (self.bins - 1)).round().long().cpu()  # [N] bin of each pixel
+        positive = target[valid].bool().cpu()
+        self.positive += torch.bincount(index[positive], minlength=self.bins).numpy()
+        self.negative += torch.bincount(index[~positive], minlength=self.bins).numpy()
+
+    def merge(self, other: "ScoreHistogram") -> "ScoreHistogram":
+        """This histogram with ``other``'s pixels added (in place; returns self)."""
+        self.positive += other.positive
+        self.negative += other.negative
+        return self
+
+    def average_precision(self) -> float:
+        """AP = sum over thresholds, highest first, of (R_n - R_(n-1)) P_n: precision at each
+        threshold weighted by the recall it adds, no interpolation (as scikit-learn's
+        ``average_precision_score``). NaN without any landslide pixel."""
+        tp = np.cumsum(self.positive[::-1])  # landslide pixels at or above each threshold, highest first
+        fp = np.cumsum(self.negative[::-1])
+        if tp[-1] == 0:
+            return float("nan")
+        seen = (self.positive[::-1] + self.negative[::-1]) > 0  # thresholds a pixel sits at
+        tp, fp = tp[seen], fp[seen]
+        recall_gain = np.diff(tp, prepend=0) / tp[-1]
+        return float(np.sum(recall_gain * tp / (tp + fp)))
+
+
 def scene_bootstrap(
     per_scene: Mapping[str, Mapping[str, ConfusionMatrix]],
     metric: str = "lIoU",

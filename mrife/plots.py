@@ -209,5 +209,35 @@ def seed_curves(curves: dict, ax=None, title: str | None = None):
     return ax
 
 
+def sizing_curves(curves: dict, metrics=("val_lIoU", "val_AP"), plateau: dict | None = None):
+    """The sizing runs on one figure: a panel per validation metric (lIoU, average
+    precision), a colour per model and a line style per seed, epoch by epoch.
+
+    ``curves`` maps a model to ``{seed: history}`` (DataFrames or records with ``epoch``
+    and the metrics; a run without a metric, trained before it was recorded, is left out
+    of its panel); ``plateau`` maps a model to the epoch (from 1) where the rule reads its
+    plateau (:func:`mrife.findings.plateau_epoch`), marked by a dotted line. Returns the
+    figure."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.4), squeeze=False)
+    styles = ("-", "--", ":", "-.")
+    for ax, metric in zip(axes[0], metrics):
+        for colour, (model, by_seed) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], curves.items()):
+            for i, (seed, history) in enumerate(sorted(by_seed.items())):
+                records = [r for r in _records(history) if metric in r]
+                if not records:
+                    continue
+                ax.plot([r["epoch"] + 1 for r in records], [r[metric] for r in records], styles[i % len(styles)],
+                        color=colour, lw=1.2, label=f"{model}, seed {seed}")
+            if plateau and model in plateau:
+                ax.axvline(plateau[model], color=colour, ls=":", lw=1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel({"val_lIoU": "validation lIoU", "val_AP": "validation average precision"}.get(metric, metric))
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def _records(history) -> list[dict]:
     return history.to_dict("records") if hasattr(history, "to_dict") else list(history)

@@ -101,9 +101,13 @@ def results_root() -> Path:
 # hash), so the spread over seeds -- training noise -- is measured, not guessed. The
 # experiments of Tables III and IV, whose differences the paper's claims rest on, get
 # more seeds where there is time for them.
-SEEDS: dict[str, tuple[int, ...]] = {"smoke": (0,), "cpu": (0, 1, 2), "paper": (0, 1, 2)}
+SEEDS: dict[str, tuple[int, ...]] = {"smoke": (0,), "cpu": (0, 1, 2), "paper": (0, 1, 2), "cpu-sizing": (0, 1)}
 TABLE_EXPERIMENTS = ("deeplabv3plus", "mrife", "icssn", "segbranch", "mrife-mfm")  # Tables III and IV
 TABLE_SEEDS: dict[str, tuple[int, ...]] = {"cpu": (0, 1, 2, 3, 4), "paper": (0, 1, 2, 3, 4)}
+
+
+# Profiles that train a few experiments, not the book's every one (default of `reproduce`).
+PROFILE_EXPERIMENTS: dict[str, tuple[str, ...]] = {"cpu-sizing": ("deeplabv3plus", "segbranch", "mrife")}
 
 
 def seeds_for(profile: str, experiment: str) -> tuple[int, ...]:
@@ -126,8 +130,8 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
     """Train (or resume, or skip) each experiment of ``profile`` at each seed.
 
     Args:
-        experiments: names of :data:`EXPERIMENTS` or :data:`CANDIDATES` (default: every
-            experiment, no candidate).
+        experiments: names of :data:`EXPERIMENTS` or :data:`CANDIDATES` (default: the
+            profile's :data:`PROFILE_EXPERIMENTS`, else every experiment; no candidate).
         overrides: ``key=value`` settings applied to every run (not ``seed``: use ``seeds``).
         seeds: training seeds for every experiment (default: :func:`seeds_for` each one:
             :data:`SEEDS` of the profile, :data:`TABLE_SEEDS` for the experiments of
@@ -148,7 +152,7 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
     Returns:
         experiment -> seed -> run directory, for the runs of this call.
     """
-    names = list(experiments or EXPERIMENTS)
+    names = list(experiments or PROFILE_EXPERIMENTS.get(profile, EXPERIMENTS))
     for name in names:
         _overrides(name)
     if any(item.partition("=")[0].strip() == "seed" for item in overrides):

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from mrife.compute import Compute, native_bf16, processor
+from mrife.compute import Compute, cpu_kind, native_bf16, processor
 from mrife.config import RunConfig, config_hash, load_yaml, save_yaml
 from mrife.data.folder import fingerprint
 from mrife.data.transforms import MEAN, STD
@@ -165,6 +165,7 @@ def provenance(cfg: RunConfig, compute: Compute, seconds: float, tries: list[dic
             "channels_last": compute.channels_last, "threads": torch.get_num_threads(),
             "machine": platform.machine(), "processor": processor() if compute.device.type == "cpu" else torch.cuda.get_device_name(compute.device),
             "native_bf16": native_bf16(compute.device),
+            "cpu_kind": cpu_kind() if compute.device.type == "cpu" else None,  # what rounds alike (mrife.compute)
             "wall_time_s": round(seconds, 1), "world_size": ranks.world,
             "deterministic": cfg.train.deterministic,
             **({"backend": ranks.backend, "sync_bn": cfg.train.sync_bn} if ranks.world > 1 else {})}

@@ -21,7 +21,7 @@ from mrife import data
 from mrife.compute import Compute
 from mrife.config import RunConfig, save_yaml
 from mrife.distributed import RankBatches, Ranks, global_batch_dropout, join, sharing, sync_batch_norm
-from mrife.metrics import ConfusionMatrix
+from mrife.metrics import ConfusionMatrix, ScoreHistogram
 from mrife.models import SegmentationModel, build_model
 from mrife.progress import tqdm
 from mrife.runs import (code_version, is_finished, load_checkpoint, provenance, remove_partial_writes,
@@ -127,12 +127,14 @@ def evaluate(model, loader: DataLoader, compute: Compute | None = None, progress
 
 
 @torch.no_grad()
-def confusion_by_scene(model, loader: DataLoader, compute: Compute | None = None) -> dict[str, ConfusionMatrix]:
+def confusion_by_scene(model, loader: DataLoader, compute: Compute | None = None,
+                       scores: ScoreHistogram | None = None) -> dict[str, ConfusionMatrix]:
     """One confusion matrix per scene of ``loader`` (``model`` in eval mode).
 
     Pooling them gives :func:`evaluate`'s numbers; kept apart, they let
     :func:`mrife.metrics.scene_bootstrap` resample the scenes. ``fit`` writes them to a
-    finished run's ``test_confusions.json``.
+    finished run's ``test_confusions.json``. ``scores``, when given, also receives every
+    pixel's landslide probability (for the threshold-free average precision).
     """
     compute = compute or Compute(next(model.parameters()).device)
     model.eval()
@@ -140,7 +142,10 @@ def confusion_by_scene(model, loader: DataLoader, compute: Compute | None = None
     for batch in loader:
         images, _ = compute.inputs(batch)
         with compute.autocast():
-            pred = model(images).argmax(1).cpu()  # [B, H, W]
+            logits = model(images)
+        pred = logits.argmax(1).cpu()  # [B, H, W]
+        if scores is not None:
+            scores.update(logits, batch["mask"])
         for i, scene in enumerate(batch["scene"]):
             per_scene.setdefault(scene, ConfusionMatrix()).update(pred[i], batch["mask"][i])
     return per_scene
@@ -148,11 +153,41 @@ def confusion_by_scene(model, loader: DataLoader, compute: Compute | None = None
 
 def scored_confusions(model, loader: DataLoader, compute: Compute, ranks: Ranks = Ranks()) -> dict[str, ConfusionMatrix]:
     """:func:`confusion_by_scene` over the tiles of every rank (each scores its share)."""
+    return _gathered(ranks, confusion_by_scene(model, loader, compute))
+
+
+def validate(model, loader: DataLoader, compute: Compute, ranks: Ranks = Ranks()) -> dict[str, float]:
+    """The metrics of :func:`evaluate`, pooled over every rank's tiles, and ``AP``: the
+    average precision of the landslide probability (threshold-free; NaN when the tiles
+    hold no landslide pixel)."""
+    scores = ScoreHistogram()
+    per_scene = confusion_by_scene(model, loader, compute, scores)
+    merged = ScoreHistogram()
+    for part in ranks.gather_objects(scores):
+        merged.merge(part)
+    return ConfusionMatrix.pooled(_gathered(ranks, per_scene).values()).compute() | {"AP": merged.average_precision()}
+
+
+def _gathered(ranks: Ranks, per_scene: dict[str, ConfusionMatrix]) -> dict[str, ConfusionMatrix]:
+    """Every rank's per-scene matrices, a scene's parts added together."""
     merged: dict[str, ConfusionMatrix] = {}
-    for part in ranks.gather_objects(confusion_by_scene(model, loader, compute)):
+    for part in ranks.gather_objects(per_scene):
         for scene, cm in part.items():
             merged[scene] = ConfusionMatrix.pooled([merged[scene], cm]) if scene in merged else cm
     return merged
+
+
+def ablation_metrics(model: SegmentationModel, loader: DataLoader, compute: Compute,
+                     ranks: Ranks = Ranks()) -> dict[str, float]:
+    """``{"<ablation>_<metric>": value}``: the pooled pixel metrics of ``model`` inside
+    each of its :meth:`~mrife.models.SegmentationModel.test_ablations` (MRIFE:
+    ``enhancement_off_lIoU``, ...); empty for a model that names none."""
+    out = {}
+    for name, switched_off in model.test_ablations().items():
+        with switched_off:
+            metrics = ConfusionMatrix.pooled(scored_confusions(model, loader, compute, ranks).values()).compute()
+        out |= {f"{name}_{metric}": value for metric, value in metrics.items()}
+    return out
 
 
 class TrainingLosses(nn.Module):
@@ -235,19 +270,20 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force:
         seed_epoch(cfg.seed, epoch, loaders["train"], draws)
         terms = train_epoch(model, loaders["train"], (optimizer, schedule, scaler), draws, compute, progress,
                             ranks, step_losses)
-        val = ConfusionMatrix.pooled(scored_confusions(model, loaders["val"], compute, ranks).values()).compute()
+        val = validate(model, loaders["val"], compute, ranks)
         record = epoch_record(epoch, schedule, terms, val, tic)
         if ranks.main:
             save_epoch(run, state, record, model, (optimizer, schedule, scaler), time.perf_counter() - started)
         epochs.set_postfix(loss=f"{terms['loss']:.3f}", val_lIoU=f"{record['val_lIoU']:.3f}")
     ranks.barrier()  # best.pt is written
 
-    # Test the best-validation checkpoint
+    # Test the best-validation checkpoint, whole and with each part the model names switched off
     model.load_state_dict(load_checkpoint(run / "best.pt", compute.device))
     per_scene = scored_confusions(model, loaders["test"], compute, ranks)
+    ablated = ablation_metrics(model, loaders["test"], compute, ranks)
     if not ranks.main:
         return run
-    test = ConfusionMatrix.pooled(per_scene.values()).compute() | model.test_metrics(loaders["test"])
+    test = ConfusionMatrix.pooled(per_scene.values()).compute() | ablated | model.test_metrics(loaders["test"])
     write_json(run / "test_confusions.json", {scene: cm.counts for scene, cm in per_scene.items()})
     write_json(run / "normalization.json", {"mean": loaders["train"].dataset.mean, "std": loaders["train"].dataset.std})
     write_json(run / "provenance.json", provenance(cfg, compute, time.perf_counter() - started, state["tries"], ranks))

@@ -42,17 +42,27 @@ def outcome(out) -> tuple[list[dict], dict]:
     return history, json.loads((run / "test_metrics.json").read_text())
 
 
-def assert_close(got, expected, rel_tol=1e-3):
-    """Equal to floating-point rounding: the ranks add their parts in another order."""
+# Rounding differs where the ranks add their parts in another order, and training compounds
+# it: measured on an AMD EPYC (Zen 4), two processes are 2e-5 (relative) from one after the
+# first epoch and 2.4e-3 after the second (1e-3 on an Intel Xeon); batch norm left
+# unsynchronized (train.sync_bn=false), a real difference, is 12 % away after the first.
+FIRST_EPOCH_TOL, LATER_TOL = 1e-3, 1e-2
+
+
+def assert_close(got, expected):
+    """Equal to floating-point rounding: :data:`FIRST_EPOCH_TOL` on the first epoch's
+    record, :data:`LATER_TOL` on the later epochs and on the test metrics."""
     (history, test), (history_1, test_1) = got, expected
     assert len(history) == len(history_1)
     for record, record_1 in zip(history, history_1):
         assert record.keys() == record_1.keys()
+        tol = FIRST_EPOCH_TOL if record["epoch"] == 0 else LATER_TOL
         for key in record:
-            assert math.isclose(record[key], record_1[key], rel_tol=rel_tol, abs_tol=1e-4), (record["epoch"], key)
+            assert math.isclose(record[key], record_1[key], rel_tol=tol, abs_tol=1e-4), (
+                f"epoch {record['epoch']}, {key}: {record[key]} in two processes, {record_1[key]} in one (rel tol {tol})")
     assert test.keys() == test_1.keys()
     for key in test:
-        assert math.isclose(test[key], test_1[key], rel_tol=rel_tol, abs_tol=1e-4), key
+        assert math.isclose(test[key], test_1[key], rel_tol=LATER_TOL, abs_tol=1e-4), key
 
 
 @pytest.fixture(scope="module")

@@ -206,3 +206,23 @@ def test_the_other_sentence_builders_accept_a_model_whose_every_seed_failed_or_a
     assert read_heat(pd.DataFrame({"edge": [0.5]}, index=["map"])) == "- **map**: hottest on edge blocks (0.500)."
     history = pd.DataFrame({"val_lIoU": [0.0] * 7})
     assert "has not learned" in read_curve("m", history)
+
+
+def test_plateau_epoch_is_the_first_epoch_within_the_margin_of_the_best_moving_average():
+    from mrife.findings import plateau_epoch
+
+    def history(values):
+        return pd.DataFrame({"val_lIoU": values})
+
+    slow = [history([0.0, 0.0, 0.1, 0.2, 0.3, 0.35, 0.36, 0.36, 0.37, 0.37]),
+            history([0.0, 0.1, 0.1, 0.2, 0.3, 0.31, 0.36, 0.36, 0.35, 0.37, 0.99])]  # cut to 10 epochs
+    fast = [history([0.3, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4])]
+    table = plateau_epoch({"slow": slow, "fast": fast})
+    # slow, seed mean: 0, .05, .1, .2, .3, .33, .36, .36, .36, .37; its 3-epoch average, last
+    # epochs .3167, .35, .36, .3633, first comes within 0.01 of its maximum at epoch 9
+    assert table.loc["slow", "plateau epoch"] == 9 and table.loc["slow", "epochs"] == 10
+    assert table.loc["slow", "its maximum"] == pytest.approx((0.36 + 0.36 + 0.37) / 3)
+    assert table.loc["fast", "plateau epoch"] == 4, "the first full window within the margin"
+    assert table.attrs["epochs"] == 9, "every model on its plateau"
+    with pytest.raises(ValueError, match="fewer than"):
+        plateau_epoch({"short": [history([0.1, 0.2])]})

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from mrife.metrics import METRIC_NAMES, ConfusionMatrix, hierarchical_bootstrap, scene_bootstrap
+from mrife.labels import IGNORE
+from mrife.metrics import METRIC_NAMES, ConfusionMatrix, ScoreHistogram, hierarchical_bootstrap, scene_bootstrap
 
 
 from_counts = ConfusionMatrix.from_counts
@@ -219,3 +220,37 @@ def test_hierarchical_is_seeded_and_checks_its_input():
         hierarchical_bootstrap(data, focus="nope")
     with pytest.raises(ValueError, match="level"):
         hierarchical_bootstrap(data, level=90)
+
+
+def test_average_precision_is_scikit_learns_on_pixels_with_ties_and_ignored_ones():
+    from sklearn.metrics import average_precision_score
+
+    g = torch.Generator().manual_seed(0)
+    target = (torch.rand(3, 20, 20, generator=g) < 0.3).long()
+    target[0, :2] = IGNORE  # padding is not scored
+    probability = (torch.rand(3, 20, 20, generator=g) * 0.6 + target.clamp(max=1) * 0.3).clamp(0, 1)
+    probability[1] = (probability[1] * 4).round() / 4  # a scene of tied scores: 5 values
+    valid = target != IGNORE
+    expected = average_precision_score(target[valid].numpy(), probability[valid].numpy())
+    whole, halves = ScoreHistogram(), [ScoreHistogram(), ScoreHistogram()]
+    whole.update(probability, target)
+    halves[0].update(probability[:1], target[:1])
+    halves[1].update(probability[1:], target[1:])
+    assert whole.average_precision() == pytest.approx(expected, abs=1e-12)
+    assert halves[0].merge(halves[1]).average_precision() == pytest.approx(expected, abs=1e-12), \
+        "histograms of two parts add up to the whole's"
+    logits = torch.stack([torch.zeros_like(probability), torch.logit(probability.clamp(1e-6, 1 - 1e-6))], 1)
+    from_logits = ScoreHistogram()
+    from_logits.update(logits, target)
+    assert from_logits.average_precision() == pytest.approx(expected, abs=1e-4), "softmax of the logits"
+
+
+def test_average_precision_tells_a_ranking_apart_from_all_background():
+    target = torch.tensor([[0, 0, 1, 1]])
+    ranked, blind, empty = ScoreHistogram(), ScoreHistogram(), ScoreHistogram()
+    ranked.update(torch.tensor([[0.1, 0.2, 0.3, 0.4]]), target)  # every pixel below 0.5: lIoU 0, AP 1
+    blind.update(torch.full((1, 4), 0.2), target)  # one score for all: AP is the landslide share
+    empty.update(torch.full((1, 4), 0.2), torch.zeros(1, 4, dtype=torch.long))
+    assert ranked.average_precision() == 1.0
+    assert blind.average_precision() == 0.5
+    assert math.isnan(empty.average_precision()), "no landslide pixel: AP is undefined"

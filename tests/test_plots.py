@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from mrife.data.transforms import MEAN, STD
-from mrife.plots import (boundary, choice_seeds, heatmap_grid, loss_curves, seed_curves, show_blocks,
+from mrife.plots import (boundary, choice_seeds, heatmap_grid, loss_curves, seed_curves, show_blocks, sizing_curves,
                          show_positions, show_prediction, to_rgb)
 
 
@@ -75,3 +75,14 @@ def test_heatmap_grid_lays_out_a_row_per_tile():
     assert len(fig.axes) == 2 * 4, "2 tiles x (input, label, 2 maps)"
     assert [ax.get_title() for ax in fig.axes[:4]] == ["(a) input", "(b) label", "(c) one", "(d) two"]
 
+
+
+def test_sizing_curves_draw_each_model_and_seed_in_a_panel_per_metric():
+    history = [{"epoch": e, "val_lIoU": 0.1 * e, "val_AP": 0.2 * e} for e in range(4)]
+    old = [{"epoch": e, "val_lIoU": 0.1} for e in range(4)]  # trained before the AP was recorded
+    fig = sizing_curves({"a": {0: history, 1: history}, "b": {0: old}}, plateau={"a": 3})
+    lioU, ap = fig.axes
+    assert len(lioU.get_lines()) == 3 + 1, "a line per run and the plateau's marker"
+    assert len(ap.get_lines()) == 2 + 1, "the run without an AP is left out of its panel"
+    assert ap.get_ylabel() == "validation average precision"
+    matplotlib.pyplot.close(fig)

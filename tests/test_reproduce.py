@@ -277,11 +277,12 @@ def _git(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_every_committed_run_of_the_book_ran_a_commit_of_this_repository():
-    """The runs behind the tables, the open choices (``results/cpu``) and the epoch count
-    (``results/sizing``) each name the commit they were trained from, with no tracked file
+    """The runs behind the tables, the open choices (``results/cpu``) and the epoch counts
+    (``results/sizing``, ``results/cpu-sizing``) each name the commit they were trained from, with no tracked file
     changed, and that commit is in this repository's history (where the history is there:
     a shallow clone or an unpacked archive checks the first half only)."""
-    provenances = sorted(p for folder in ("cpu", "sizing") for p in (COMMITTED / folder).glob("*/provenance.json"))
+    provenances = sorted(p for folder in ("cpu", "sizing", "cpu-sizing")
+                         for p in (COMMITTED / folder).glob("*/provenance.json"))
     assert len(provenances) >= 43 + 2, f"the committed runs are missing under {COMMITTED}"
     changed = {p.parent.name: changed_tree(p.parent) for p in provenances if changed_tree(p.parent)}
     assert not changed, f"runs trained from code no commit holds (train them again with --force): {changed}"

@@ -236,3 +236,47 @@ def test_a_teacher_with_batch_statistics_feeds_the_decoder_alike_in_training_and
         "features do (within 1.5x)"
     assert change([]) > 3, "the control: the EMA'd teacher's features at test should be far smaller than the " \
         "student's in training (if not, this test no longer tells the designs apart)"
+
+
+def test_each_epoch_records_the_validation_ap_and_mrife_its_test_metrics_without_the_branch(tmp_path):
+    from sklearn.metrics import average_precision_score
+
+    from mrife.labels import IGNORE
+
+    cfg = load_profile("smoke", [*TINY, "train.epochs=1", "model.name=mrife"])
+    run = fit(cfg, tmp_path, progress=False)
+    history = json.loads((run / "history.json").read_text())
+    test = json.loads((run / "test_metrics.json").read_text())
+    # The AP recorded is scikit-learn's over every validation pixel of the best checkpoint.
+    _, model = load_run(run)
+    probability, labels = [], []
+    with torch.no_grad():
+        for batch in build_loaders(cfg, build_splits(cfg, progress=False))["val"]:
+            probability.append(model(batch["image"]).softmax(1)[:, 1].flatten())
+            labels.append(batch["mask"].flatten())
+    probability, labels = torch.cat(probability), torch.cat(labels)
+    valid = labels != IGNORE
+    expected = average_precision_score(labels[valid].numpy(), probability[valid].numpy())
+    assert history[0]["val_AP"] == pytest.approx(expected, abs=1e-3), "AP from 2^16 bins, scikit-learn's exact"
+    # The test split scored again with the enhancement features zeroed, beside the whole model.
+    off = {k: v for k, v in test.items() if k.startswith("enhancement_off_")}
+    assert sorted(off) == sorted(f"enhancement_off_{m}" for m in ("PA", "precision", "recall", "F1", "lIoU", "mIoU"))
+    segbranch = fit(load_profile("smoke", [*TINY, "train.epochs=1", "model.name=segbranch"]), tmp_path, progress=False)
+    assert not any(k.startswith("enhancement_off") for k in json.loads((segbranch / "test_metrics.json").read_text()))
+
+
+def test_the_enhancement_branch_switched_off_feeds_the_decoder_the_segmentation_features():
+    model = build_model("mrife", backbone="resnet10t", channels=32).eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    seen = []
+    model.decoder.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    with torch.no_grad():
+        whole = model(x)
+        with model.enhancement_off():
+            off = model(x)
+        again = model(x)
+        seg, teacher = model.features(x)
+    torch.testing.assert_close(seen[1], seg, msg="switched off: the decoder reads the segmentation features")
+    torch.testing.assert_close(seen[0], seg + teacher, msg="whole: segmentation + teacher features (addition)")
+    torch.testing.assert_close(again, whole, msg="the branch is back on after the context")
+    assert not torch.allclose(off, whole), "the teacher's features changed the logits"

@@ -9,6 +9,8 @@ nothing else:
 - ``after_step()``: called after each optimizer step (MRIFE: the teacher's EMA update);
 - ``test_metrics(loader)``: metrics beyond the pixel metrics, added to the test results
   (ICSSN: its object-level classification);
+- ``test_ablations()``: parts of the model to switch off for one more test pass each,
+  scored like the whole model (MRIFE: its enhancement branch);
 - ``trainable_parameters()``: what the optimizer updates;
 - ``batch_split``: how the batch's loss can be shared out among processes.
 
@@ -20,6 +22,7 @@ the loop seeds per epoch, so a resumed run repeats an uninterrupted one's draws.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Iterable
 
 import torch
@@ -58,6 +61,12 @@ class SegmentationModel(nn.Module):
 
     def test_metrics(self, loader: Iterable[dict]) -> dict[str, float]:
         """Metrics beyond the pixel metrics on the test ``loader``; none by default."""
+        return {}
+
+    def test_ablations(self) -> dict[str, contextlib.AbstractContextManager]:
+        """Name -> a context in which the model computes without one of its parts; the loop
+        scores the best checkpoint on the test split inside each, beside the whole model,
+        and writes its pixel metrics as ``<name>_<metric>``. None by default."""
         return {}
 
     def trainable_parameters(self) -> list[nn.Parameter]:

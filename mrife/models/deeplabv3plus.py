@@ -6,8 +6,9 @@ convs, stride-4 feature reduced to 48 channels) that users actually run, wrapped
 project's :class:`SegmentationModel` contract. Its encoder is smp's ``tu-`` (timm
 universal) encoder, i.e. the same timm ResNet, with the same dilated stages, as the rest
 of the project, at the run's output stride (8 by default, 16 when asked). The ASPP rates
-are passed explicitly: DeepLab's (12, 24, 36) at output stride 8, halved at 16 (smp's
-default is (12, 24, 36) whatever the stride).
+are passed explicitly, as the other models' encoders take them (``model.aspp_rates``):
+DeepLab's (12, 24, 36) at output stride 8 for the paper's input, halved at 16 (smp's
+default is (12, 24, 36) whatever the stride), scaled down for a smaller input.
 
 Why smp rather than a hand-written DeepLabv3+: it is the baseline users run; the
 hand-written one (dense ASPP and decoder convs) had 16.6 M parameters vs smp's 12.3 M at
@@ -38,7 +39,8 @@ SMP_OUT_INDICES = (0, 1, 2, 3, 4)
 class DeepLabV3Plus(SegmentationModel):
     """Image [B, 3, H, W] -> logits [B, num_classes, H, W]; H, W divisible by `output_stride`.
 
-    `channels` is smp's ``decoder_channels``: the width of the ASPP and of the decoder.
+    `channels` is smp's ``decoder_channels``: the width of the ASPP and of the decoder;
+    `aspp_rates` its atrous rates at output stride 8 (halved at 16).
     The smp model is ``self.net``; its timm features model is ``self.net.encoder.model``.
     Attribute `pretrained_loaded` tells whether backbone weights were loaded.
     """
@@ -52,6 +54,7 @@ class DeepLabV3Plus(SegmentationModel):
         num_classes: int = 2,
         channels: int = 256,
         bands: int = 3,
+        aspp_rates: tuple[int, int, int] = ASPP_RATES_OS8,
     ):
         super().__init__()
         check_output_stride(output_stride)
@@ -60,7 +63,7 @@ class DeepLabV3Plus(SegmentationModel):
         if int(channels) != channels or channels < 8:  # same bound as the other models' ASPP
             raise ValueError(f"channels (model.channels) must be an integer >= 8, got {channels!r}")
         self.output_stride, self.bands = output_stride, bands
-        rates = tuple(r * 8 // output_stride for r in ASPP_RATES_OS8)  # (12, 24, 36) -> (6, 12, 18) at OS 16
+        rates = tuple(r * 8 // output_stride for r in aspp_rates)  # (12, 24, 36) -> (6, 12, 18) at OS 16
         self.net = smp.DeepLabV3Plus(
             encoder_name="tu-" + backbone,
             encoder_weights=None,  # weights are handled below, as the other models do

@@ -19,8 +19,11 @@ import torch
 from timm.layers import SEModule
 from torch import nn
 
-#: ASPP rates at output stride 8 (DeepLab's choice, see NOTES.md); halved at OS 16.
-ASPP_RATES_OS8 = (12, 24, 36)
+from mrife.config import PAPER_ASPP_RATES
+
+#: ASPP rates at output stride 8 for the paper's 512-px input (DeepLab's choice, see
+#: NOTES.md); halved at OS 16. A smaller input takes mrife.config.aspp_rates_for.
+ASPP_RATES_OS8 = PAPER_ASPP_RATES
 OUTPUT_STRIDES = (8, 16)
 
 

@@ -78,7 +78,7 @@ from mrife.metrics import ConfusionMatrix
 
 from .base import SegmentationModel
 from .decoder import Decoder
-from .encoder import Encoder
+from .encoder import ASPP_RATES_OS8, Encoder
 
 LOSS_TERMS = ("loss", "ce", "cls", "obj_con", "sub_con")
 PROJECTION_DIM = 128
@@ -154,6 +154,7 @@ class ICSSN(SegmentationModel):
         mask_strategy, mask_ratio: which boundary blocks are the sub-object points, as
             for MRIFE's mask module (``mrife.masking.BlockMasker``).
         bands: the input's channels (``data.bands``; 3 = RGB).
+        aspp_rates: the shared encoder's ASPP rates at output stride 8 (halved at 16).
     """
 
     batch_split = None  # the object contrast compares every image of the batch
@@ -175,6 +176,7 @@ class ICSSN(SegmentationModel):
         mask_strategy: str = "edge+back",
         mask_ratio: float = 0.5,
         bands: int = 3,
+        aspp_rates: tuple[int, int, int] = ASPP_RATES_OS8,
     ):
         super().__init__()
         if int(cls_steps) != cls_steps or cls_steps < 0:
@@ -189,7 +191,7 @@ class ICSSN(SegmentationModel):
         self.cls_steps, self.seg_steps = int(cls_steps), int(seg_steps)
         self.temperature = temperature
         self.obj_con_weight, self.sub_con_weight = obj_con_weight, sub_con_weight
-        self.encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels, bands=bands)
+        self.encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels, aspp_rates, bands=bands)
         self.decoder = Decoder(self.encoder.out_channels, num_classes, output_stride, dropout)
         self.object_head = ObjectHead(self.encoder.out_channels, 2, PROJECTION_DIM, dropout)
         # Sub-object projection head: [B, C, h, w] -> [B, PROJECTION_DIM, h, w].

@@ -33,6 +33,7 @@ returns every term, and `after_step` moves the teacher (the contract of `base.py
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from pathlib import Path
 from typing import NamedTuple
@@ -47,7 +48,7 @@ from mrife.masking import BlockMasker
 
 from .base import SegmentationModel
 from .decoder import Decoder
-from .encoder import Encoder, check_input
+from .encoder import ASPP_RATES_OS8, Encoder, check_input
 
 FUSIONS = ("add", "concat")
 TEACHER_BN = ("ema", "batch")
@@ -112,13 +113,14 @@ def build_segbranch(
     num_classes: int = 2,
     channels: int = 256,
     bands: int = 3,
+    aspp_rates: tuple[int, int, int] = ASPP_RATES_OS8,
 ) -> SegBranch:
     """The segmentation branch with MRIFE's encoder and decoder (the ablation's "B").
 
     `output_stride` is 8 or 16; `channels` is the encoder's feature width; `bands` the
-    input's channels (``data.bands``).
+    input's channels (``data.bands``); `aspp_rates` the ASPP's rates at output stride 8.
     """
-    encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels, bands=bands)
+    encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels, aspp_rates, bands=bands)
     return SegBranch(encoder, Decoder(encoder.out_channels, num_classes, output_stride, dropout))
 
 
@@ -151,6 +153,7 @@ class MRIFE(SegmentationModel):
         temperature: tau of the SFCE contrast, Eq. (5).
         sfce_reduction: "sum" (the paper's Eq. 4) or "mean" over the SFCE anchors.
         bands: the input's channels (``data.bands``; 3 = RGB).
+        aspp_rates: the ASPP's atrous rates at output stride 8 (halved at 16), every encoder.
     """
 
     batch_split = "pairs"  # SFCE contrasts the images of a pair
@@ -177,6 +180,7 @@ class MRIFE(SegmentationModel):
         temperature: float = 0.07,
         sfce_reduction: str = "sum",
         bands: int = 3,
+        aspp_rates: tuple[int, int, int] = ASPP_RATES_OS8,
     ):
         super().__init__()
         if sfce_reduction not in SFCE_REDUCTIONS:
@@ -196,17 +200,35 @@ class MRIFE(SegmentationModel):
         self.masker = BlockMasker(mask_block, mask_strategy, mask_ratio)
         self.weights = LossWeights(alpha, beta, gamma)
         self.temperature, self.sfce_reduction = temperature, sfce_reduction
-        self.seg_encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels, bands=bands)
+        self.seg_encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels, aspp_rates,
+                                   bands=bands)
         # Same architecture, separate parameters. When the download already failed
         # for seg_encoder, do not wait for it to fail again (timm retries for ~50 s).
         pretrained = pretrained and self.seg_encoder.pretrained_loaded
-        self.student = Encoder(backbone, output_stride, pretrained, weights_path, channels, bands=bands)
+        self.student = Encoder(backbone, output_stride, pretrained, weights_path, channels, aspp_rates, bands=bands)
         # ModelEmaV3 deep-copies the student (teacher starts equal to it, as in DINO),
         # and its update lerps every floating state_dict entry: weights and BN buffers.
         self.teacher_ema = ModelEmaV3(self.student, decay=ema_decay)
         self.teacher_ema.requires_grad_(False)
         self.fuse = Fusion(fusion, channels)
         self.decoder = Decoder(channels, num_classes, output_stride, dropout)
+        self._enhancement = True  # False inside enhancement_off()
+
+    @contextlib.contextmanager
+    def enhancement_off(self):
+        """The enhancement branch switched off in eval: logits = decoder(fuse(seg(x), 0)),
+        the teacher's features replaced by zeros (with fusion by addition the decoder then
+        reads the segmentation features alone). What the branch adds at test is the whole
+        model's metrics minus these."""
+        self._enhancement = False
+        try:
+            yield self
+        finally:
+            self._enhancement = True
+
+    def test_ablations(self) -> dict[str, contextlib.AbstractContextManager]:
+        """``{"enhancement_off": ...}``: the test split is scored again without the branch."""
+        return {"enhancement_off": self.enhancement_off()}
 
     @property
     def teacher(self) -> Encoder:
@@ -321,6 +343,9 @@ class MRIFE(SegmentationModel):
         """
         check_input(x, self.output_stride, type(self).__name__, self.seg_encoder.bands)
         if not self.training:
+            if not self._enhancement:
+                seg = self.seg_encoder(x)  # [B, C, h, w]
+                return self.decoder(self.fuse(seg, torch.zeros_like(seg)))
             return self.decoder(self.fuse(*self.features(x)))
         if masked is None:
             raise ValueError("MRIFE in training mode needs the masked images: model(x, masked)")
