@@ -142,7 +142,9 @@ class ScoreHistogram:
             raise ValueError(f"scores {tuple(scores.shape)} and target {tuple(target.shape)} differ in shape")
         target = target.to(scores.device)
         valid = target != IGNORE
-        index = (scores[valid].float().clamp(0, 1) * (self.bins - 1)).round().long().cpu()  # [N] bin of each pixel
+        # A NaN probability (a diverged model) ranks a pixel last, as a 0 would.
+        probability = torch.nan_to_num(scores[valid].float(), nan=0.0).clamp(0, 1)
+        index = (probability * (self.bins - 1)).round().long().cpu()  # [N] bin of each pixel
         positive = target[valid].bool().cpu()
         self.positive += torch.bincount(index[positive], minlength=self.bins).numpy()
         self.negative += torch.bincount(index[~positive], minlength=self.bins).numpy()

@@ -230,6 +230,9 @@ def test_average_precision_is_scikit_learns_on_pixels_with_ties_and_ignored_ones
     target[0, :2] = IGNORE  # padding is not scored
     probability = (torch.rand(3, 20, 20, generator=g) * 0.6 + target.clamp(max=1) * 0.3).clamp(0, 1)
     probability[1] = (probability[1] * 4).round() / 4  # a scene of tied scores: 5 values
+    # on the bins' values, so that scikit-learn ties exactly the pixels the histogram ties
+    bins = ScoreHistogram.bins - 1
+    probability = (probability.double() * bins).round() / bins
     valid = target != IGNORE
     expected = average_precision_score(target[valid].numpy(), probability[valid].numpy())
     whole, halves = ScoreHistogram(), [ScoreHistogram(), ScoreHistogram()]
@@ -243,6 +246,15 @@ def test_average_precision_is_scikit_learns_on_pixels_with_ties_and_ignored_ones
     from_logits = ScoreHistogram()
     from_logits.update(logits, target)
     assert from_logits.average_precision() == pytest.approx(expected, abs=1e-4), "softmax of the logits"
+    continuous = torch.rand(400, generator=g)
+    labels = (torch.rand(400, generator=g) < continuous).long()
+    binned = ScoreHistogram()
+    binned.update(continuous, labels)
+    assert binned.average_precision() == pytest.approx(
+        average_precision_score(labels.numpy(), continuous.numpy()), abs=1e-4), "within a bin, scores tie"
+    diverged = ScoreHistogram()
+    diverged.update(torch.full((4,), float("nan")), torch.tensor([0, 1, 0, 1]))
+    assert diverged.average_precision() == 0.5, "NaN scores rank last, tied"
 
 
 def test_average_precision_tells_a_ranking_apart_from_all_background():
