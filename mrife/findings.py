@@ -7,9 +7,10 @@ from a checkpoint: :func:`format_table` (a table for display), :func:`epoch_tabl
 :func:`read_curve` (one run's training, epoch by epoch), :func:`leaders` (who leads each
 metric), :func:`read_differences` and :func:`verdict` (what an interval says of a
 difference), :func:`verdict_table` and :func:`claim_words` (the paper's claims beside
-ours, as a table and as words for a sentence), :func:`read_heat` (where Grad-CAM maps
-are hottest), :func:`read_seeds` (which seeds never learned) and :func:`read_choice` (an
-open choice and its decision).
+ours, as a table and as words for a sentence), :func:`verdict_counts` and
+:func:`count_words` (how the verdicts add up for each kind of claim), :func:`read_heat`
+(where Grad-CAM maps are hottest), :func:`read_seeds` (which seeds never learned) and
+:func:`read_choice` (an open choice and its decision).
 """
 
 from __future__ import annotations
@@ -171,8 +172,8 @@ def verdict(low: float, high: float, paper_sign: float) -> str:
 
 
 def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`mrife.reproduce.verdicts`' table for reading: per claim the metric, the
-    paper's difference ("ahead (no number)" for an infinite one, as in
+    """:func:`mrife.reproduce.verdicts`' table for reading: per claim what it isolates (what
+    its two sides differ in; "–" when the claim does not say), the metric, the paper's difference ("ahead (no number)" for an infinite one, as in
     :data:`mrife.paper.DIRECTION_CLAIMS`), ours (the two sides' means, each ± its sd over
     seeds, and their difference), the interval at the table's level, the seeds, and the
     verdict."""
@@ -186,7 +187,7 @@ def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
         ran = not math.isnan(row["ours"])
         paper = (f"{row['paper']:+.4f}" if math.isfinite(row["paper"])
                  else ("ahead" if row["paper"] > 0 else "behind") + " (no number)")
-        rows[claim] = {"metric": row["metric"], "paper": paper,
+        rows[claim] = {"isolates": row.get("isolates") or "–", "metric": row["metric"], "paper": paper,
                        "ours: focus": side(row["focus mean"], row["focus sd"]),
                        "ours: other": side(row["other mean"], row["other sd"]),
                        "ours: difference": f"{row['ours']:+.4f}" if ran else "–",
@@ -198,10 +199,41 @@ def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
 def claim_words(row: pd.Series) -> dict[str, str]:
     """One row of :func:`verdict_table` under short names, for a chapter to glue into its
     opening sentence: ``focus``, ``other`` (each side's mean ± sd), ``difference``,
-    ``interval``, ``seeds``, ``paper`` and ``verdict``."""
+    ``interval``, ``seeds``, ``paper``, ``verdict`` and ``isolates``."""
     interval = next(key for key in row.index if key.endswith("interval"))
     return {"focus": row["ours: focus"], "other": row["ours: other"], "difference": row["ours: difference"],
-            "interval": row[interval], "seeds": row["seeds"], "paper": row["paper"], "verdict": row["verdict"]}
+            "interval": row[interval], "seeds": row["seeds"], "paper": row["paper"], "verdict": row["verdict"],
+            "isolates": row["isolates"]}
+
+
+VERDICTS = ("reproduced", "inconclusive", "reversed")  # what mrife.findings.verdict can say of a claim that ran
+
+
+def verdict_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """How the verdicts of a :func:`mrife.reproduce.verdicts` table add up for each kind of
+    claim (its ``isolates`` column, in order of first appearance).
+
+    Returns:
+        A DataFrame indexed by what the claims isolate with one column per verdict of
+        :data:`VERDICTS`, ``no verdict`` (a side not run, or no seed left) and ``claims``
+        (their total); counts of claims.
+    """
+    kind = table["verdict"].where(table["verdict"].isin(VERDICTS), "no verdict")
+    counts = pd.crosstab(table["isolates"], kind).reindex(
+        index=list(dict.fromkeys(table["isolates"])), columns=[*VERDICTS, "no verdict"], fill_value=0)
+    counts["claims"] = counts.sum(axis=1)
+    return counts.rename_axis(index="isolates", columns=None)
+
+
+def count_words(counts: pd.Series) -> str:
+    """One row of :func:`verdict_counts` in words, for a sentence: "1 of 9 reproduced,
+    8 inconclusive, none reversed" (the claims with no verdict are named only when there
+    are some)."""
+    words = [f"{counts[v]} of {counts['claims']} {v}" if i == 0 else f"{counts[v] or 'none'} {v}"
+             for i, v in enumerate(VERDICTS)]
+    if counts["no verdict"]:
+        words.append(f"{counts['no verdict']} without a verdict yet")
+    return ", ".join(words)
 
 
 def read_heat(table: pd.DataFrame, expected: dict[str, str] | None = None) -> str:

@@ -29,6 +29,7 @@ from mrife.config import RunConfig, load_profile, load_yaml
 from mrife.distributed import main_process
 from mrife.findings import NOT_LEARNING, verdict
 from mrife.metrics import METRIC_NAMES, ConfusionMatrix, hierarchical_bootstrap
+from mrife.paper import Claim
 from mrife.runs import changed_tree, is_finished, run_dir_for, write_json
 from mrife.train import fit
 
@@ -438,7 +439,7 @@ def seed_scene_confusions(runs: dict[str, list[Result]]) -> dict[str, dict[int, 
 
 
 def seed_bootstrap(profile: str, rows: dict[str, str], pairs, metric: str = "lIoU", root=None,
-                   draws: int = 2000, level: float = 0.9, seed: int = 0) -> pd.DataFrame:
+                   draws: int = 2000, level: float = 0.9, seed: int = 0, paired: bool = False) -> pd.DataFrame:
     """The difference of ``metric`` for each pair of rows, with an interval over every
     finished seed and the test scenes (:func:`mrife.metrics.hierarchical_bootstrap`).
 
@@ -447,6 +448,9 @@ def seed_bootstrap(profile: str, rows: dict[str, str], pairs, metric: str = "lIo
         pairs: ``(a, b)`` tuples of labels of ``rows``. Each pair is bootstrapped on its two
             models alone, ``a`` first, so that its draws are those of :func:`verdicts` for
             the same two experiments.
+        paired: compare each pair seed by seed, on the seeds both have (as
+            ``verdicts(..., paired=True)`` does); differences that share a model then add up:
+            (a - b) + (b - c) = a - c when the three have the same seeds.
 
     Returns:
         One row ``"a - b"`` per pair, with hierarchical_bootstrap's columns (``mean``: the
@@ -458,8 +462,15 @@ def seed_bootstrap(profile: str, rows: dict[str, str], pairs, metric: str = "lIo
             to produce it).
     """
     confusions = seed_scene_confusions({label: results(profile, e, root) for label, e in rows.items()})
-    return pd.concat([hierarchical_bootstrap({a: confusions[a], b: confusions[b]}, metric, focus=a, draws=draws,
-                                             level=level, seed=seed).loc[[f"{a} - {b}"]] for a, b in pairs])
+    out = []
+    for a, b in pairs:
+        pair = {a: confusions[a], b: confusions[b]}
+        if paired:
+            common = set(confusions[a]) & set(confusions[b])
+            pair = {label: {k: v for k, v in per_seed.items() if k in common} for label, per_seed in pair.items()}
+        out.append(hierarchical_bootstrap(pair, metric, focus=a, draws=draws, level=level, seed=seed,
+                                          paired_seeds=paired).loc[[f"{a} - {b}"]])
+    return pd.concat(out)
 
 
 def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 0.9, seed: int = 0,
@@ -467,8 +478,9 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
     """A verdict on each difference the paper claims, with an interval over seeds and test scenes.
 
     Args:
-        claims: ``(label, focus experiment, other experiment, metric, the paper's difference
-            focus - other)`` tuples, e.g. ``("MRIFE over the baseline", "mrife",
+        claims: :class:`mrife.paper.Claim` s, or tuples of their fields: ``(label, focus
+            experiment, other experiment, metric, the paper's difference focus - other[,
+            what the claim isolates])``, e.g. ``("MRIFE over the baseline", "mrife",
             "deeplabv3plus", "lIoU", 0.3934 - 0.3381)``; a difference of +inf claims only that
             focus is ahead (:data:`mrife.paper.DIRECTION_CLAIMS`).
         draws, level, seed: of :func:`mrife.metrics.hierarchical_bootstrap`.
@@ -484,7 +496,8 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
     scenes (paired over scenes).
 
     Returns:
-        A DataFrame indexed by claim label with columns ``focus``, ``other``, ``metric``,
+        A DataFrame indexed by claim label with columns ``focus``, ``other``, ``isolates``
+        (what the two sides differ in; "" when the claim does not say), ``metric``,
         ``paper`` (its difference), ``ours`` (mean over seeds of focus minus mean over seeds
         of other: the difference of the ``"ours"`` cells of :func:`compare`; with ``paired``,
         the means are over the seeds both have), ``low`` and
@@ -501,8 +514,8 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
         KeyError: an unknown experiment or metric (before anything is computed).
         ValueError: a claim compares an experiment with itself.
     """
-    claims = [tuple(c) for c in claims]
-    for label, focus, other, metric, _ in claims:
+    claims = [Claim(*c) for c in claims]
+    for label, focus, other, metric, *_ in claims:
         for experiment in (focus, other):
             if experiment not in EXPERIMENTS:
                 raise KeyError(f"unknown experiment {experiment!r} in claim {label!r}; valid: {', '.join(EXPERIMENTS)}")
@@ -511,7 +524,7 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
         if focus == other:
             raise ValueError(f"claim {label!r} compares {focus!r} with itself")
     found, failed = {}, set()
-    for experiment in dict.fromkeys(e for _, f, o, _, _ in claims for e in (f, o)):
+    for experiment in dict.fromkeys(e for c in claims for e in (c.focus, c.other)):
         try:
             found[experiment] = results(profile, experiment, root)
         except FileNotFoundError:
@@ -523,8 +536,8 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
                 del found[experiment]
     confusions = seed_scene_confusions(found)
     rows = {}
-    for label, focus, other, metric, paper_diff in claims:
-        row = {"focus": focus, "other": other, "metric": metric, "paper": paper_diff}
+    for label, focus, other, metric, paper_diff, isolates in claims:
+        row = {"focus": focus, "other": other, "isolates": isolates, "metric": metric, "paper": paper_diff}
         pair = {e: confusions[e] for e in (focus, other) if e in confusions}
         if paired and len(pair) == 2:
             common = sorted(set(pair[focus]) & set(pair[other]))

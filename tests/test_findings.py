@@ -8,6 +8,7 @@ import pytest
 
 from mrife.findings import (epoch_table, format_table, leaders, read_choice, read_curve,
                             read_differences, read_heat, read_seeds, verdict, verdict_table)
+from mrife.findings import count_words, verdict_counts
 from mrife.reproduce import compare
 
 PAPER = {"Baseline": {"lIoU": 0.3381, "F1": 0.5054}, "Other": {"lIoU": 0.1, "F1": 0.2}}
@@ -85,6 +86,19 @@ def test_a_claim_of_direction_without_a_number_is_read_by_its_sign():
                           "verdict": ["inconclusive", "reversed"], "focus mean": [0.3, 0.27], "focus sd": [0.1, 0.1],
                           "other mean": [0.29, 0.41], "other sd": [0.01, 0.02]}, index=["Table", "Fig."])
     assert verdict_table(table)["paper"].tolist() == ["+0.0553", "ahead (no number)"]
+
+
+def test_verdicts_are_counted_by_what_their_claims_isolate():
+    table = pd.DataFrame({"isolates": ["architecture and ideas", "MRIFE's ideas", "MRIFE's ideas", "MRIFE's ideas",
+                                       "architecture and ideas"],
+                          "verdict": ["reversed", "inconclusive", "reproduced", "not run: mrife-all", "reversed"]})
+    counts = verdict_counts(table)
+    assert counts.index.tolist() == ["architecture and ideas", "MRIFE's ideas"], "kinds in order of appearance"
+    assert counts.loc["MRIFE's ideas"].tolist() == [1, 1, 0, 1, 3], counts
+    assert counts.loc["architecture and ideas"].tolist() == [0, 0, 2, 0, 2], counts
+    assert count_words(counts.loc["MRIFE's ideas"]) == \
+        "1 of 3 reproduced, 1 inconclusive, none reversed, 1 without a verdict yet"
+    assert count_words(counts.loc["architecture and ideas"]) == "0 of 2 reproduced, none inconclusive, 2 reversed"
 
 
 def test_read_heat_ranks_the_classes_of_each_map_and_checks_the_papers_reading():

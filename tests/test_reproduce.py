@@ -36,10 +36,27 @@ def test_every_experiment_is_known_and_distinct():
 
 
 def test_every_claim_of_the_paper_compares_two_known_experiments_on_a_metric_with_a_side():
-    for label, focus, other, metric, difference in paper.CLAIMS + paper.DIRECTION_CLAIMS:
+    for label, focus, other, metric, difference, _ in paper.CLAIMS + paper.DIRECTION_CLAIMS:
         assert focus in EXPERIMENTS and other in EXPERIMENTS and focus != other, label
         assert metric in METRIC_NAMES and difference and not math.isnan(difference), label
-    assert all(difference == math.inf for *_, difference in paper.DIRECTION_CLAIMS), "no number: +inf, focus ahead"
+    assert all(claim.paper == math.inf for claim in paper.DIRECTION_CLAIMS), "no number: +inf, focus ahead"
+
+
+def test_every_claim_says_what_it_isolates():
+    """Against DeepLabv3+ (smp's model) a claim measures architecture and ideas together;
+    between models of our segmentation network it measures ideas: MRIFE's, or MRIFE's
+    against ICSSN's."""
+    for claim in paper.CLAIMS + paper.DIRECTION_CLAIMS:
+        sides = {claim.focus, claim.other}
+        expected = (paper.ARCHITECTURE_AND_IDEAS if "deeplabv3plus" in sides
+                    else paper.IDEAS_VS_ICSSN if "icssn" in sides else paper.IDEAS)
+        assert claim.isolates == expected, f"{claim.label}: isolates {claim.isolates!r}, expected {expected!r}"
+    whole = [c for c in paper.CLAIMS if (c.focus, c.other) == ("mrife", "segbranch")]
+    assert len(whole) == 1 and whole[0].paper == pytest.approx(0.3934 - 0.3381), \
+        "MRIFE over its segmentation branch is a claim, with Table IV's B+M+C - B"
+    table_iv = [c for c in paper.CLAIMS if c.label.startswith("Table IV")]
+    assert {"segbranch"} == {c.other for c in table_iv} - {"mrife-mfm"}, \
+        f"Table IV's B is the segmentation branch in every claim: {table_iv}"
 
 
 def test_missing_run_says_how_to_produce_it(tmp_path):
@@ -170,6 +187,11 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
     assert shown.loc["alias", "ours: difference"] == "+0.0000" and shown.loc["missing", "ours: focus"] == "–"
     assert shown.loc["alias", "ours: focus"] == f"{row['focus mean']:.4f} ± {row['focus sd']:.4f}"
     assert "90% interval" in shown.columns and shown.loc["alias", "verdict"] == "inconclusive"
+    assert table.loc["alias", "isolates"] == "" and shown.loc["alias", "isolates"] == "–", \
+        "a claim of bare fields isolates nothing it can name"
+    named = verdicts("smoke", [paper.Claim(*claims[0][:5], isolates=paper.IDEAS)], root=tmp_path, draws=200)
+    assert named.loc["alias", "isolates"] == paper.IDEAS and \
+        named.loc["alias", ["ours", "low", "high"]].tolist() == table.loc["alias", ["ours", "low", "high"]].tolist()
     words = claim_words(shown.loc["alias"])
     assert words["interval"] == shown.loc["alias", "90% interval"] and words["seeds"] == "2 vs 2" and \
         words["paper"] == "+0.0500", f"the words of a claim are its table row's: {words}"
@@ -181,6 +203,10 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
         pair.loc["a - b", "seeds"] == "2 vs 2", f"every finished seed of each side, as verdicts reads them: {pair}"
     assert pair.loc["a - b", ["low", "high"]].tolist() == [row["low"], row["high"]], \
         "a pair draws what verdicts draws for the same claim"
+    pair = seed_bootstrap("smoke", {"a": "segbranch", "b": "segbranch-alias"}, [("a", "b")], root=tmp_path,
+                          draws=200, paired=True)
+    assert pair.loc["a - b", ["mean", "low", "high"]].tolist() == [0, 0, 0], \
+        f"paired, the same runs differ by exactly 0 on every draw, as verdicts(paired=True) has it: {pair}"
     with pytest.raises(FileNotFoundError, match="mrife reproduce --profile smoke"):
         seed_bootstrap("smoke", {"a": "mrife", "b": "segbranch"}, [("a", "b")], root=tmp_path)
 
