@@ -70,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
                             "<out>/check/ and say, metric by metric, whether it falls within the committed "
                             "seeds' spread (mean +- 2 sd)")
     repro.add_argument("--no-progress", action="store_true")
+    repro.add_argument("--plan", action="store_true",
+                       help="train nothing: list the runs still missing, seed by seed, and the time each is "
+                            "expected to take (its epochs x the median epoch of the finished runs of the same "
+                            "model at --times-from)")
+    repro.add_argument("--times-from", metavar="PROFILE", choices=sorted(PROFILES),
+                       help="the profile whose finished runs time the plan's epochs (default: --profile)")
 
     predict = sub.add_parser(
         "predict", help="landslide maps of whole scenes with a trained run",
@@ -125,6 +131,8 @@ def _reproduce(args) -> int:
     if args.check:
         return _check(args)
     experiments = args.only or (sorted({c for cs in CHOICES.values() for c in cs}) if args.choices else None)
+    if args.plan:
+        return _plan(args, experiments)
     runs = reproduce(args.profile, args.out, experiments, args.overrides, progress=not args.no_progress,
                      seeds=args.seeds, force=args.force)
     if not main_process():  # under torchrun, rank 0 reports
@@ -136,6 +144,22 @@ def _reproduce(args) -> int:
             test = "" if name in CANDIDATES or args.choices else \
                 "  test lIoU {lIoU:.4f}  F1 {F1:.4f}".format(**json.loads((run / "test_metrics.json").read_text()))
             print(f"{name:22s} seed {seed:<3d} best val lIoU {best_val:.4f}{test}  {run}")
+    return 0
+
+
+def _plan(args, experiments) -> int:
+    from mrife.reproduce import epoch_seconds, plan
+
+    timing = args.times_from or args.profile
+    todo = plan(args.profile, epoch_seconds(timing, args.out), args.out, experiments, args.seeds)
+    if todo.empty:
+        print(f"profile {args.profile}: every planned run is finished; nothing to train")
+        return 0
+    print(todo.to_string(index=False, formatters={"expected (s)": lambda s: f"{s:.0f}"}))
+    unknown = sorted(set(todo.loc[todo["expected (s)"].isna(), "model"]))
+    print(f"profile {args.profile}: {len(todo)} runs to train, about {todo['expected (s)'].sum() / 3600:.1f} h "
+          f"one after the other, at the epoch times of the finished runs of profile {timing}"
+          + (f"; not counted: {', '.join(unknown)} (no finished run of it there: --times-from)" if unknown else ""))
     return 0
 
 

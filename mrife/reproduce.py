@@ -35,13 +35,13 @@ from mrife.train import fit
 
 # experiment -> overrides of the profile, and where the book shows it.
 EXPERIMENTS: dict[str, list[str]] = {
-    "deeplabv3plus": ["model.name=deeplabv3plus"],  # Table III baseline, Table IV "B"
+    "deeplabv3plus": ["model.name=deeplabv3plus"],  # Table III baseline (the paper's Table IV B has its numbers)
     "mrife": ["model.name=mrife"],  # Tables III-VI, Figs. 4-8
     # Table III middle row. Its phase lengths were chosen on the validation split over 3
     # seeds (CHOICES["icssn"]; the config's defaults keep the first values, 5 and 15,
     # because every run's hash includes them).
     "icssn": ["model.name=icssn", "model.cls_steps=2", "model.seg_steps=18"],
-    "segbranch": ["model.name=segbranch"],  # Table IV "B (seg branch)", Fig. 7
+    "segbranch": ["model.name=segbranch"],  # Table IV's B: MRIFE's segmentation branch alone; Fig. 7
     "mrife-mfm": ["model.name=mrife", "loss.beta=0"],  # Table IV "B+M"
     "mrife-no-distill": ["model.name=mrife", "model.ema_decay=0"],  # Fig. 6: teacher = current student
     "mrife-block16": ["model.name=mrife", "model.output_stride=16"],  # Table V as the paper: 16-px blocks at OS 16
@@ -312,6 +312,46 @@ def sizing_runs(root: str | Path | None = None) -> dict[str, Result]:
             cfg = load_yaml(run / "config.yaml")
             found[f"{cfg.model.name}, {cfg.train.epochs} epochs"] = _read(cfg.model.name, run)
     return found
+
+
+def epoch_seconds(profile: str, root: str | Path | None = None) -> dict[str, float]:
+    """The median seconds of a training epoch of each model (``model.name``) over every
+    finished run under ``<root>/<profile>/``, from the runs' histories: what
+    :func:`plan` multiplies by the epochs still to train."""
+    per_model: dict[str, list[float]] = {}
+    for run in sorted((Path(root or results_root()) / profile).glob("*/")):
+        if is_finished(run):
+            cfg = load_yaml(run / "config.yaml")
+            history = json.loads((run / "history.json").read_text())
+            per_model.setdefault(cfg.model.name, []).extend(epoch["seconds"] for epoch in history)
+    return {model: float(np.median(seconds)) for model, seconds in per_model.items()}
+
+
+def plan(profile: str, seconds: dict[str, float], root: str | Path | None = None, experiments=None,
+         seeds=None) -> pd.DataFrame:
+    """The runs ``mrife reproduce --profile profile`` would still train, in its order (seed
+    by seed), and the time each is expected to take.
+
+    Args:
+        seconds: model name -> seconds of one training epoch (e.g. :func:`epoch_seconds` of
+            earlier runs at the same geometry, on the machine that will train).
+        experiments, seeds: as for :func:`reproduce` (default: the profile's).
+
+    Returns:
+        A DataFrame with one row per missing run: ``experiment``, ``seed``, ``model``,
+        ``epochs`` and ``expected (s)`` (epochs x the model's epoch seconds; NaN for a model
+        ``seconds`` does not have). A finished run has no row.
+    """
+    names = list(experiments or PROFILE_EXPERIMENTS.get(profile, EXPERIMENTS))
+    wanted = {name: tuple(seeds) if seeds is not None else seeds_for(profile, name) for name in names}
+    rows = []
+    for seed in sorted({s for planned in wanted.values() for s in planned}):
+        for name in names:
+            cfg = experiment_config(profile, name, seed=seed)
+            if seed in wanted[name] and not is_finished(run_dir_for(cfg, Path(root or results_root()) / profile)):
+                rows.append({"experiment": name, "seed": seed, "model": cfg.model.name, "epochs": cfg.train.epochs,
+                             "expected (s)": cfg.train.epochs * seconds.get(cfg.model.name, np.nan)})
+    return pd.DataFrame(rows, columns=["experiment", "seed", "model", "epochs", "expected (s)"])
 
 
 def run_times(runs: dict[str, Result]) -> pd.DataFrame:

@@ -12,15 +12,15 @@ from torch.utils.data import DataLoader
 
 from mrife import paper
 from mrife.cli import main
-from mrife.config import load_profile
+from mrife.config import load_profile, save_yaml
 from mrife.data import TileDataset
 from mrife.findings import claim_words, verdict_table
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
 from mrife.reproduce import (CHOICES, EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, check, choice_table, compare,
-                             experiment_config, finished, reproduce, result, results, scene_confusions, seed_scene_confusions,
+                             epoch_seconds, experiment_config, finished, plan, reproduce, result, results, scene_confusions, seed_scene_confusions,
                              run_times, seed_bootstrap, seed_pairing, seed_table, seeds_for, sizing_runs,
                              verdicts)
-from mrife.runs import changed_tree, load_run
+from mrife.runs import changed_tree, load_run, run_dir_for
 from mrife.train import build_splits, confusion_by_scene, fit
 
 TINY = ["data.synthetic_scenes=4", "data.synthetic_size=64", "data.tile_size=64", "data.input_size=32",
@@ -57,6 +57,33 @@ def test_every_claim_says_what_it_isolates():
     table_iv = [c for c in paper.CLAIMS if c.label.startswith("Table IV")]
     assert {"segbranch"} == {c.other for c in table_iv} - {"mrife-mfm"}, \
         f"Table IV's B is the segmentation branch in every claim: {table_iv}"
+
+
+def test_plan_lists_the_runs_still_missing_with_their_expected_time(tmp_path):
+    seconds = {"deeplabv3plus": 10.0, "segbranch": 20.0, "mrife": 40.0}
+    todo = plan("cpu-sizing", seconds, root=tmp_path)
+    assert list(zip(todo["seed"], todo["experiment"])) == [(0, "deeplabv3plus"), (0, "segbranch"), (0, "mrife"),
+                                                          (1, "deeplabv3plus"), (1, "segbranch"), (1, "mrife")], \
+        f"every run of the profile, seed by seed, as reproduce trains them: {todo}"
+    assert todo["expected (s)"].tolist() == [300.0, 600.0, 1200.0] * 2, "30 epochs x the model's epoch seconds"
+    cfg = experiment_config("cpu-sizing", "mrife", seed=1)  # make it a finished run of 2 epochs of 5 and 7 s
+    run = run_dir_for(cfg, tmp_path / "cpu-sizing")
+    run.mkdir(parents=True)
+    save_yaml(cfg, run / "config.yaml")
+    (run / "history.json").write_text(json.dumps([{"epoch": 0, "seconds": 5.0}, {"epoch": 1, "seconds": 7.0}]))
+    (run / "test_metrics.json").write_text("{}")
+    assert (1, "mrife") not in set(zip(*plan("cpu-sizing", seconds, root=tmp_path)[["seed", "experiment"]].values.T)), \
+        "a finished run is not planned"
+    assert epoch_seconds("cpu-sizing", tmp_path) == {"mrife": 6.0}, "the median epoch of the finished runs, by model"
+    unknown = plan("cpu-sizing", {}, root=tmp_path, experiments=["segbranch"], seeds=[3])
+    assert len(unknown) == 1 and math.isnan(unknown["expected (s)"].iloc[0]), "no measured epoch: no guess"
+
+
+def test_reproduce_plan_prints_the_missing_runs_and_trains_nothing(tmp_path, capsys):
+    assert main(["reproduce", "--profile", "cpu-sizing", "--plan", "--out", str(tmp_path), "--only", "segbranch"]) == 0
+    out = capsys.readouterr().out
+    assert "segbranch     0" in out and "2 runs to train" in out and "not counted: segbranch" in out, out
+    assert not (tmp_path / "cpu-sizing").exists() or not any((tmp_path / "cpu-sizing").iterdir()), "nothing trained"
 
 
 def test_missing_run_says_how_to_produce_it(tmp_path):
