@@ -95,12 +95,17 @@ def join(device: torch.device) -> Ranks:
     """The ranks of this process as torchrun set them (``WORLD_SIZE``, ``RANK``,
     ``LOCAL_RANK``), joining their process group on first use: NCCL for a CUDA device,
     gloo otherwise. Without torchrun, one process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
+    if not distributed():
         return Ranks()
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_backend())
+
+
+def distributed() -> bool:
+    """Whether this process is one of several that torchrun started for one run
+    (``WORLD_SIZE`` above 1, known before the process group is joined)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def main_process() -> bool:

@@ -15,6 +15,7 @@ words what they show.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -26,11 +27,11 @@ import pandas as pd
 
 from mrife import figures
 from mrife.config import RunConfig, load_profile, load_yaml
-from mrife.distributed import main_process
+from mrife.distributed import distributed, main_process
 from mrife.findings import NOT_LEARNING, verdict
 from mrife.metrics import METRIC_NAMES, ConfusionMatrix, hierarchical_bootstrap
 from mrife.paper import Claim
-from mrife.runs import changed_tree, is_finished, run_dir_for, write_json
+from mrife.runs import changed_tree, claim, is_finished, run_dir_for, write_json
 from mrife.train import fit
 
 # experiment -> overrides of the profile, and where the book shows it.
@@ -170,14 +171,20 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
             cfg = experiment_config(profile, name, overrides, seed)
             run = run_dir_for(cfg, root)
             done, main = is_finished(run) and not force, main_process()  # under torchrun, rank 0 reports and writes
-            if main:
-                state = "training"
-                if done:  # a finished run whose code no commit holds is worth training again
-                    why = changed_tree(run)
-                    state = "finished, skipped" + (f"; {why}: --force trains it again" if why else "")
-                print(f"[{profile}] {name} seed {seed}: {state} ({run.name})", flush=True)
-            tic = time.perf_counter()
-            runs.setdefault(name, {})[seed] = fit(cfg, root, progress=progress, force=force)
+            # Several processes sharing the folder each take another run (torchrun's ranks train one run together)
+            with claim(run) if not done and not distributed() else contextlib.nullcontext() as holder:
+                if holder:
+                    print(f"[{profile}] {name} seed {seed}: being trained by process {holder['pid']} on "
+                          f"{holder['host']}, skipped ({run.name})", flush=True)
+                    continue
+                if main:
+                    state = "training"
+                    if done:  # a finished run whose code no commit holds is worth training again
+                        why = changed_tree(run)
+                        state = "finished, skipped" + (f"; {why}: --force trains it again" if why else "")
+                    print(f"[{profile}] {name} seed {seed}: {state} ({run.name})", flush=True)
+                tic = time.perf_counter()
+                runs.setdefault(name, {})[seed] = fit(cfg, root, progress=progress, force=force)
             if not main:
                 continue
             if name in EXPERIMENTS:  # the chapters draw experiments, never a candidate of a choice

@@ -18,6 +18,10 @@ A run directory ``<root>/<model>-<config hash>/`` holds:
 - ``provenance.json``: the git commit each try started from (and whether the tree had
   uncommitted changes), package versions, seed, device, precision, threads, wall time.
 
+Beside the directory, ``.<model>-<config hash>.claim`` names the host and process
+training it while it trains (:func:`claim`), so that several ``mrife reproduce`` sharing
+one results folder each take another run.
+
 Every file is written atomically (temporary file, then rename), so an interrupted run
 loses at most the epoch under way and resumes from its last complete one. Checkpoints are
 read with ``weights_only=True``: a checkpoint from elsewhere cannot run code.
@@ -25,10 +29,12 @@ read with ``weights_only=True``: a checkpoint from elsewhere cannot run code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
+import socket
 import subprocess
 import tempfile
 from importlib import metadata
@@ -112,6 +118,58 @@ def remove_partial_writes(run: Path) -> None:
     the file it was replacing is intact beside it."""
     for partial in run.glob(".*.*"):
         partial.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def claim(run: Path):
+    """Hold the right to train ``run`` while the block runs.
+
+    The claim is a file ``.<run name>.claim`` beside the run directory naming this host and
+    process, created atomically (it exists whole or not at all) and removed when the block
+    ends. Yields ``None`` when this process holds it, or the holder (``{"host", "pid"}``)
+    when another live process does: another ``mrife reproduce`` sharing the results folder
+    is training the run. A claim left by a process that died on this host is taken over;
+    one from another host is respected (delete the file if that host's job is gone).
+    """
+    path = run.parent / f".{run.name}.claim"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"host": socket.gethostname(), "pid": os.getpid()}
+    holder = _take(path, me)
+    try:
+        yield holder
+    finally:
+        if holder is None:
+            path.unlink(missing_ok=True)
+
+
+def _take(path: Path, me: dict) -> dict | None:
+    """Create the claim ``path`` naming ``me``; None on success, else its live holder."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".claim-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(me, f)
+    try:
+        for _ in range(2):
+            try:
+                os.link(tmp, path)  # atomic, and fails if the claim exists: no one sees half a claim
+                return None
+            except FileExistsError:
+                holder = json.loads(path.read_text())
+                if holder["host"] != me["host"] or _alive(holder["pid"]):
+                    return holder
+                path.unlink(missing_ok=True)  # its process died on this host: take it over
+        return json.loads(path.read_text())
+    finally:
+        os.unlink(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def write_json(path: Path, obj) -> None:

@@ -146,3 +146,55 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, 
     assert not list(run.glob(".*")), "the partial file should be removed"
     monkeypatch.setattr(runs_module.torch, "save", real_save)
     assert outcome(fit(cfg, tmp_path / "full", progress=False)) == whole, "the rerun should resume and end alike"
+
+
+def test_a_claimed_run_is_left_to_the_process_that_holds_it(tmp_path, capsys):
+    run = tmp_path / "smoke" / "segbranch-x"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with runs_module.claim(run) as holder:
+            assert holder is None and (tmp_path / "smoke" / ".segbranch-x.claim").exists(), "a free run is claimed"
+            claimed = json.loads((tmp_path / "smoke" / ".segbranch-x.claim").read_text())
+            assert claimed["pid"] == os.getpid()
+        assert not (tmp_path / "smoke" / ".segbranch-x.claim").exists(), "the claim ends with the block"
+
+        path = tmp_path / "smoke" / ".segbranch-x.claim"
+        for holder, expected in (({"host": runs_module.socket.gethostname(), "pid": other.pid}, "respected"),
+                                 ({"host": "another-machine", "pid": 1}, "respected"),
+                                 ({"host": runs_module.socket.gethostname(), "pid": _dead_pid()}, "taken over")):
+            path.write_text(json.dumps(holder))
+            with runs_module.claim(run) as found:
+                assert (found == holder) == (expected == "respected"), f"{holder}: expected the claim {expected}"
+            assert path.exists() == (expected == "respected"), "a respected claim is not removed"
+        assert not list(path.parent.glob(".claim-*")), "no temporary claim is left behind"
+
+        from mrife.reproduce import experiment_config, reproduce
+        run = run_dir_for(experiment_config("smoke", "segbranch", seed=0), tmp_path / "smoke")
+        (tmp_path / "smoke" / f".{run.name}.claim").write_text(
+            json.dumps({"host": runs_module.socket.gethostname(), "pid": other.pid}))
+        assert reproduce("smoke", tmp_path, ["segbranch"], progress=False) == {}, "nothing trained"
+        assert f"being trained by process {other.pid}" in capsys.readouterr().out and not run.exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended (reaped, so no process holds it now)."""
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    return done.pid
+
+
+@pytest.mark.slow
+def test_two_reproductions_sharing_a_folder_train_each_run_once(tmp_path):
+    command = [sys.executable, "-m", "mrife", "reproduce", "--profile", "smoke", "--only", "segbranch",
+               "deeplabv3plus", "--out", str(tmp_path), "--no-progress", "--set", "train.threads=1"]
+    jobs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [job.communicate(timeout=600)[0] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], outs
+    for name in ("segbranch", "deeplabv3plus"):
+        trained = sum(f"{name} seed 0: training" in out for out in outs)
+        assert trained == 1, f"{name} trained by {trained} of the 2 processes: {outs}"
+    assert not list((tmp_path / "smoke").glob(".*claim*")), "every claim is released"
+    assert set(json.loads((tmp_path / "smoke" / "index.json").read_text())) == {"segbranch", "deeplabv3plus"}
