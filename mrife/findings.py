@@ -173,7 +173,8 @@ def verdict(low: float, high: float, paper_sign: float) -> str:
 
 def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`mrife.reproduce.verdicts`' table for reading: per claim what it isolates (what
-    its two sides differ in; "–" when the claim does not say), the metric, the paper's difference ("ahead (no number)" for an infinite one, as in
+    its two sides differ in; "–" when the claim does not say), the metric, the paper's
+    difference ("ahead (no number)" for an infinite one, as in
     :data:`mrife.paper.DIRECTION_CLAIMS`), ours (the two sides' means, each ± its sd over
     seeds, and their difference), the interval at the table's level, the seeds, and the
     verdict."""

@@ -153,7 +153,10 @@ def _take(path: Path, me: dict) -> dict | None:
                 os.link(tmp, path)  # atomic, and fails if the claim exists: no one sees half a claim
                 return None
             except FileExistsError:
-                holder = json.loads(path.read_text())
+                try:
+                    holder = json.loads(path.read_text())
+                except FileNotFoundError:  # released since: try again
+                    continue
                 if holder["host"] != me["host"] or _alive(holder["pid"]):
                     return holder
                 path.unlink(missing_ok=True)  # its process died on this host: take it over
