@@ -2,8 +2,9 @@
 
 A scene is read window by window -- a window is the run's tile (``data.tile_size`` scene
 pixels) -- and each window is prepared exactly as the run's tiles were
-(:func:`mrife.data.dataset.prepare`: histogram equalization, scaling to the input size,
-ImageNet normalization). Windows overlap; their landslide probabilities, scaled back to
+(:func:`mrife.data.dataset.prepare`: histogram equalization over the pixels with data,
+scaling to the input size, ImageNet normalization). Pixels without data (the file's
+nodata value, or transparent) enter no statistic and get no prediction (NaN). Windows overlap; their landslide probabilities, scaled back to
 scene pixels, are blended with a weight that falls smoothly towards a window's border,
 so no seam shows where windows meet. Only one batch of windows is in memory at a time,
 read from disk with windowed reads; the output is one float32 array of the scene's size.
@@ -105,7 +106,9 @@ def _window_batch(scene, corners, cfg: RunConfig, normalization) -> tuple[torch.
         part, valid = scene.read(Window(x, y, w, h))
         tile = np.zeros((size, size, part.shape[2]), np.float32)  # padded past the scene's edge, as tiles are
         tile[:h, :w] = part
-        image, _ = prepare(tile, np.zeros((size, size), np.uint8), cfg.data.input_size, cfg.data.equalize)
+        nodata = np.zeros((size, size), bool)  # left out of the equalization, as in training
+        nodata[:h, :w] = ~valid
+        image, _ = prepare(tile, np.zeros((size, size), np.uint8), cfg.data.input_size, cfg.data.equalize, nodata)
         inputs.append(image)
         kept.append((h, w, valid))
     return normalize(torch.from_numpy(np.stack(inputs)).float() / 255.0, *normalization), kept

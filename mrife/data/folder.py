@@ -28,12 +28,15 @@ class Scene:
     """One image with its landslide mask.
 
     image: float32 [H, W, C] in [0, 1] (C = 3 for RGB); mask: uint8 [H, W] in {0, 1}
-    (1 = landslide).
+    (1 = landslide); nodata: bool [H, W], True where the image file has no data (its
+    nodata value, or transparent), or None when every pixel has data. No-data pixels are
+    0 in ``image``, and neither equalized nor trained on (:func:`mrife.data.dataset.prepare`).
     """
 
     name: str
     image: np.ndarray
     mask: np.ndarray
+    nodata: np.ndarray | None = None
 
     def __repr__(self) -> str:
         h, w = self.mask.shape
@@ -49,8 +52,15 @@ def read_image(path: str | Path, bands: int = 3) -> np.ndarray:
     accepted, in PNG, JPEG or (Geo)TIFF; with ``bands`` other than 3, images of exactly
     that many bands.
     """
+    return read_image_and_nodata(path, bands)[0]
+
+
+def read_image_and_nodata(path: str | Path, bands: int = 3) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`read_image`, and bool [H, W] True where the file has no data (its nodata
+    value, or alpha 0), or None when every pixel has data."""
     with Raster(path, bands) as raster:
-        return raster.read()[0]
+        image, valid = raster.read()
+    return image, (None if valid.all() else ~valid)
 
 
 def _mask_values(path: Path, image: Image.Image) -> np.ndarray:
@@ -200,15 +210,16 @@ class FolderDataset:
         return image_path, mask_path
 
     def scene(self, i: int) -> Scene:
-        """Read scene i: image float32 [H, W, bands] in [0, 1], mask uint8 [H, W] in {0, 1}."""
+        """Read scene i: image float32 [H, W, bands] in [0, 1], mask uint8 [H, W] in {0, 1},
+        and where the image has no data (:class:`Scene`)."""
         name, image_path, mask_path = self._pairs[i]
-        image, mask = read_image(image_path, self.bands), read_mask(mask_path)
+        (image, nodata), mask = read_image_and_nodata(image_path, self.bands), read_mask(mask_path)
         if image.shape[:2] != mask.shape:
             raise DataError(
                 f"{mask_path}: mask is {mask.shape} but its image {image_path} is "
                 f"{image.shape[:2]} (height, width); resize the mask to the image size"
             )
-        return Scene(name, image, mask)
+        return Scene(name, image, mask, nodata)
 
     def __getitem__(self, i: int) -> Scene:
         return self.scene(i)

@@ -29,7 +29,9 @@ class Tile:
     scene: the scene's name; y, x: the window's top-left corner in the scene (pixels);
     image: float32 [S, S, C] in [0, 1]; mask: uint8 [S, S] in {0, 1, 255}. Where the
     window runs past the scene's edge, the image is zero and the mask ``IGNORE`` (255):
-    padding is neither trained on nor counted.
+    padding is neither trained on nor counted. nodata: bool [S, S], True where the
+    scene's file has no data (padding is not no-data: it is zero, as the paper pads), or
+    None when the tile has none.
     """
 
     scene: str
@@ -37,6 +39,7 @@ class Tile:
     x: int
     image: np.ndarray
     mask: np.ndarray
+    nodata: np.ndarray | None = None
 
     @property
     def has_slide(self) -> bool:
@@ -91,8 +94,22 @@ def tile_scenes(scenes: Sequence[Scene], size: int, stride: int | None = None,
                 th, tw = window_image.shape[:2]
                 image[:th, :tw] = window_image
                 mask[:th, :tw] = scene.mask[y : y + size, x : x + size]
-                tiles.append(Tile(scene.name, y, x, image, mask))
+                nodata = _tile_nodata(scene, y, x, size)
+                if nodata is not None:  # no data: neither trained on nor counted, as padding
+                    mask[nodata] = IGNORE
+                tiles.append(Tile(scene.name, y, x, image, mask, nodata))
     return tiles
+
+
+def _tile_nodata(scene: Scene, y: int, x: int, size: int) -> np.ndarray | None:
+    """bool [size, size]: the scene's no-data pixels in the window at (y, x), or None when
+    it holds none (the padding past the scene's edge is not no-data)."""
+    if scene.nodata is None:
+        return None
+    nodata = np.zeros((size, size), bool)
+    part = scene.nodata[y : y + size, x : x + size]
+    nodata[: part.shape[0], : part.shape[1]] = part
+    return nodata if nodata.any() else None
 
 
 def _allocate(n: int, ratios: np.ndarray) -> np.ndarray:

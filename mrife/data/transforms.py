@@ -48,15 +48,42 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
 
 
-def equalize(image: np.ndarray) -> np.ndarray:
+def equalize(image: np.ndarray, nodata: np.ndarray | None = None) -> np.ndarray:
     """Histogram-equalize each channel: float32 [H, W, C] in [0, 1] -> the same.
 
     Works on 256 grey levels (torchvision's equalize on uint8), so the output takes
-    values k / 255.
+    values k / 255. ``nodata`` (bool [H, W], True where the file has no data) leaves those
+    pixels out of the histograms and sets them to 0: a transparent or nodata border would
+    otherwise count as a mass of black and stretch the valid pixels far brighter. Without
+    ``nodata``, or with none set, the result is torchvision's, bit for bit.
     """
+    if nodata is not None and nodata.any():
+        return _equalize_valid(image, ~nodata)
     channels = torch.from_numpy(to_uint8(image)).permute(2, 0, 1)  # [H, W, C] -> [C, H, W]
     equalized = TF.equalize(channels.contiguous())
     return equalized.permute(1, 2, 0).numpy().astype(np.float32) / 255.0
+
+
+def _equalize_valid(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """:func:`equalize` with each channel's histogram over the ``valid`` pixels only
+    (bool [H, W]); invalid pixels come out 0. The lookup table is torchvision's (PIL's):
+    ``lut[k] = (cum[k - 1] + step // 2) // step``, ``step`` = the valid pixels not at the
+    channel's brightest level, over 255; a channel with ``step`` 0 is left as it is."""
+    levels = to_uint8(image)  # [H, W, C]
+    out = np.zeros(image.shape, np.float32)
+    for c in range(levels.shape[2]):
+        values = levels[..., c][valid]  # [n valid]
+        if values.size == 0:
+            continue
+        histogram = np.bincount(values, minlength=256)
+        cumulative = np.cumsum(histogram)
+        step = (values.size - histogram[values.max()]) // 255
+        if step == 0:
+            lut = np.arange(256)
+        else:
+            lut = np.concatenate([[0], np.clip((cumulative[:-1] + step // 2) // step, 0, 255)])
+        out[..., c] = np.where(valid, lut[levels[..., c]], 0).astype(np.float32) / 255.0
+    return out
 
 
 def joint_flip_rot(image, mask, hflip: bool, vflip: bool, k: int):
