@@ -7,6 +7,8 @@ The names a notebook needs::
     run = mrife.fit(cfg, "runs")               # train into a run directory
     cfg, model = mrife.load_run(run)           # the best checkpoint, eval mode
 
+    probability = mrife.predict.predict(run, "scene.tif")  # float32 [H, W]
+
 and the pieces: ``mrife.data``, ``mrife.BlockMasker``, ``mrife.build_model``,
 ``mrife.joint_loss``, ``mrife.ConfusionMatrix``.
 
@@ -31,18 +33,38 @@ package or from the layers below it (``tests/test_layers.py`` checks every impor
 
 __version__ = "0.1.0"
 
-from mrife import data
-from mrife.config import RunConfig, load_profile
-from mrife.kernels import supervised_contrastive
-from mrife.losses import joint_loss, reconstruction_loss, sfce_loss
-from mrife.masking import BlockMasker, classify_blocks
-from mrife.metrics import ConfusionMatrix
-from mrife.models import MODEL_NAMES, build_model
-from mrife.runs import load_run
-from mrife.train import evaluate, fit
+import importlib
+import importlib.util
 
-__all__ = [
-    "data", "RunConfig", "load_profile", "joint_loss", "reconstruction_loss", "sfce_loss",
-    "supervised_contrastive", "BlockMasker", "classify_blocks", "ConfusionMatrix", "MODEL_NAMES",
-    "build_model", "evaluate", "fit", "load_run",
-]
+# The names a notebook needs, by the module that defines them. They are imported on first
+# use (PEP 562), as is any submodule (``mrife.predict``, ``mrife.data``, ...), so that
+# ``import mrife`` and ``mrife --help`` load no torch, timm or rasterio.
+_EXPORTS = {
+    "mrife.config": ("RunConfig", "load_profile"),
+    "mrife.kernels": ("supervised_contrastive",),
+    "mrife.losses": ("joint_loss", "reconstruction_loss", "sfce_loss"),
+    "mrife.masking": ("BlockMasker", "classify_blocks"),
+    "mrife.metrics": ("ConfusionMatrix",),
+    "mrife.models": ("MODEL_NAMES", "build_model"),
+    "mrife.runs": ("load_run",),
+    "mrife.train": ("evaluate", "fit"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = ["data", "predict", *_MODULE_OF]
+
+
+def __getattr__(name: str):
+    """``mrife.<name>``: an exported name or a submodule, imported now and kept."""
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module 'mrife' has no attribute {name!r}; its names: {', '.join(sorted(__all__))}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -45,9 +45,25 @@ def main(argv: list[str] | None = None) -> int:
                             "the memory and the projected training time; write nothing")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
-    evaluate = sub.add_parser("evaluate", help="metrics of a run's best checkpoint")
+    evaluate = sub.add_parser(
+        "evaluate", help="metrics of a run's best checkpoint: on a split of its data, or on your labelled scenes",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  mrife evaluate runs/mrife-0123456789 --split val\n"
+               "  mrife evaluate runs/mrife-0123456789 --data my-scenes --out scores\n\n"
+               "with --data, each scene of FOLDER (images/ and masks/, paired as for training) is mapped\n"
+               "whole as mrife predict maps it, and scored against its mask over the pixels with data;\n"
+               "a table per scene and pooled over every pixel (TP FP FN TN PA precision recall F1 lIoU mIoU)\n"
+               "is printed and written to <out>/<run>-<folder>.csv and .json, with the threshold")
     evaluate.add_argument("run", type=Path, help="run directory")
-    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"],
+                          help="without --data: the split of the run's own data, scored tile by tile as training "
+                               "scored it; printed as JSON (default: test)")
+    evaluate.add_argument("--data", type=Path, metavar="FOLDER",
+                          help="a labelled folder (images/ and masks/) whose whole scenes are mapped and scored")
+    evaluate.add_argument("--out", type=Path, default=Path("scores"),
+                          help="with --data: the folder of the CSV and JSON tables (default: scores)")
+    _map_options(evaluate)
+    evaluate.add_argument("--overwrite", action="store_true", help="with --data: replace tables written earlier")
 
     repro = sub.add_parser("reproduce", help="train every run the book needs for a profile")
     repro.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
@@ -80,22 +96,26 @@ def main(argv: list[str] | None = None) -> int:
     predict = sub.add_parser(
         "predict", help="landslide maps of whole scenes with a trained run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  mrife predict results/cpu/mrife-f780738ea1 scene1.tif scene2.png --out maps "
+        epilog="example:\n  mrife predict results/cpu/mrife-f780738ea1 scene1.tif scenes/ 'more/*.png' --out maps "
                "--min-area 100\n\nwrites, per input, <name>_probability and <name>_mask (GeoTIFF with the "
-               "input's CRS,\nor PNG for a plain image), <name>_landslides.geojson and <name>_quicklook.png")
+               "input's CRS,\nor PNG for a plain image), <name>_landslides.geojson and <name>_quicklook.png.\n"
+               "The mask, TIFF or PNG alike: 0 background, 1 landslide, 255 no data (colour table:\n"
+               "black, red, transparent). The probability: float32 in [0, 1], NaN where no data (PNG:\n"
+               "0..255 grey, transparent where no data). Pixels without data in the input (its nodata\n"
+               "value, or transparent) get no prediction and enter no statistic.")
     predict.add_argument("run", type=Path, help="run directory (its best checkpoint and config)")
     predict.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
-                         help="PNG, JPEG, TIFF or GeoTIFF scenes; 8 or 16 bits; RGB, RGBA or one band")
+                         help="PNG, JPEG, TIFF or GeoTIFF scenes (8 or 16 bits; RGB, RGBA or one band), folders of "
+                              "them (their image files, sorted) or quoted glob patterns")
     predict.add_argument("--out", type=Path, required=True, help="output folder")
-    predict.add_argument("--threshold", type=float, default=0.5, help="probability for a landslide pixel (0.5)")
-    predict.add_argument("--overlap", type=float, default=0.5, help="fraction of a window shared with the next (0.5)")
-    predict.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (8)")
+    _map_options(predict)
     predict.add_argument("--min-area", type=float, default=0.0,
                          help="drop polygons smaller than this, in map units squared (pixels for a plain image)")
     predict.add_argument("--gpkg", action="store_true", help="also write the polygons as a GeoPackage")
-    predict.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    predict.add_argument("--overwrite", action="store_true", help="write into an output folder that has files")
-    predict.add_argument("--no-progress", action="store_true")
+    predict.add_argument("--overwrite", action="store_true",
+                         help="write into an output folder that has files: the maps an earlier mrife predict wrote "
+                              "there (<name>_probability, _mask, _landslides, _quicklook), of any scene, are deleted "
+                              "first; other files are kept, and named")
 
     sub.add_parser("info", help="versions, devices, profiles and data availability")
 
@@ -108,18 +128,50 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _map_options(parser: argparse.ArgumentParser) -> None:
+    """The options of whole-scene mapping, shared by ``predict`` and ``evaluate --data``."""
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="probability from which a pixel is landslide, in (0, 1) (0.5)")
+    parser.add_argument("--overlap", type=float, default=0.5,
+                        help="fraction of a window shared with the next, in [0, 1) (0.5)")
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (8)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _check_map_options(args) -> None:
+    """Refuse a bad mapping option at once, before anything is imported, read or written."""
+    if not 0 < args.threshold < 1:
+        raise ValueError(f"--threshold {args.threshold:g} must be between 0 and 1 (a probability)")
+    if not 0 <= args.overlap < 1:
+        raise ValueError(f"--overlap {args.overlap:g} must be in [0, 1) (a fraction of the window)")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size} must be at least 1")
+    if getattr(args, "min_area", 0.0) < 0:
+        raise ValueError(f"--min-area {args.min_area:g} must be 0 or more")
+    if args.device not in ("auto", "cpu") and not args.device.startswith("cuda"):
+        raise ValueError(f"--device {args.device!r}: use auto, cpu or cuda (cuda:N for one of several GPUs)")
+    if not args.run.is_dir():
+        raise FileNotFoundError(f"no such run directory: {args.run}")
+
+
 def _train(args) -> int:
     from mrife.distributed import main_process
+    from mrife.runs import is_finished, run_dir_for
     from mrife.train import fit
 
     cfg = apply_overrides(load_yaml(args.config), args.overrides) if args.config else \
         load_profile(args.profile, args.overrides)
     if args.dry_run:
         return _dry_run(cfg, progress=not args.no_progress)
+    finished = not args.force and is_finished(run_dir_for(cfg, args.out))
     run = fit(cfg, args.out, progress=not args.no_progress, force=args.force)
     if not main_process():  # under torchrun, rank 0 reports
         return 0
     print(f"run directory: {run}")
+    if finished:
+        print("finished earlier: skipped (--force trains it again)")
+    print("test split, best-validation checkpoint (test_metrics.json):")
     print(json.dumps(json.loads((run / "test_metrics.json").read_text()), indent=1))
     return 0
 
@@ -194,6 +246,8 @@ def _dry_run(cfg, progress: bool) -> int:
 
 
 def _evaluate(args) -> int:
+    if args.data is not None:
+        return _evaluate_folder(args)
     from mrife.runs import load_run
     from mrife.train import build_loaders, build_splits, evaluate
 
@@ -203,30 +257,74 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _evaluate_folder(args) -> int:
+    _check_map_options(args)
+    name = f"{args.run.resolve().name}-{args.data.resolve().name}"
+    tables = [args.out / f"{name}.csv", args.out / f"{name}.json"]
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; name a folder")
+    written = [str(path) for path in tables if path.exists()]
+    if written and not args.overwrite:
+        raise ValueError(f"{', '.join(written)} already exist; choose another --out or pass --overwrite")
+    from mrife.compute import resolve_device
+    from mrife.data import FolderDataset
+    from mrife.predict import score_folder
+    from mrife.runs import load_normalization, load_run
+
+    device = resolve_device(args.device)
+    cfg, model = load_run(args.run)
+    normalization = load_normalization(args.run, cfg)
+    FolderDataset(args.data, cfg.data.bands)  # pairs, sizes and band counts checked before any scene is mapped
+    table = score_folder((cfg, model), args.data, args.threshold, args.overlap, args.batch_size, device,
+                         progress=not args.no_progress, normalization=normalization)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(tables[0], float_format="%.6f")
+    tables[1].write_text(json.dumps({"run": str(args.run), "data": str(args.data), **table.attrs,
+                                     "scenes": table.drop(index="pooled").reset_index().to_dict("records"),
+                                     "pooled": table.loc["pooled"].to_dict()}, indent=1))
+    print(f"{args.run.name} on {args.data}: {len(table) - 1} scenes mapped whole, landslide from probability "
+          f"{args.threshold:g}, pixels without data not counted")
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(f"-> {tables[0]}, {tables[1]}")
+    return 0
+
+
 def _predict(args) -> int:
+    _check_map_options(args)
     import time
 
     from mrife.compute import resolve_device
     from mrife.data.raster import Raster
-    from mrife.maps import write_scene_maps
-    from mrife.predict import probability_map
+    from mrife.maps import earlier_maps, write_scene_maps
+    from mrife.predict import probability_map, scene_paths
     from mrife.runs import load_normalization, load_run
 
-    # Everything that can be refused is checked before the first window is read.
-    device = resolve_device(args.device)
-    missing = [str(path) for path in args.inputs if not path.is_file()]
-    if missing:
-        raise FileNotFoundError(f"input not found: {', '.join(missing)}")
-    if args.out.is_dir() and any(args.out.iterdir()) and not args.overwrite:
-        raise ValueError(f"{args.out} already holds files; choose another --out or pass --overwrite")
-    stems = [path.stem for path in args.inputs]
+    # Everything that can be refused is checked before anything is written or a window read.
+    paths = scene_paths(args.inputs)
+    stems = [path.stem for path in paths]
     if len(set(stems)) < len(stems):
         raise ValueError(f"two inputs share a name ({', '.join(sorted({s for s in stems if stems.count(s) > 1}))}), "
                          "so their outputs would overwrite each other")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; name a folder")
+    held = sorted(args.out.iterdir()) if args.out.is_dir() else []
+    if held and not args.overwrite:
+        raise ValueError(f"{args.out} already holds files; choose another --out or pass --overwrite")
+    device = resolve_device(args.device)
     cfg, model = load_run(args.run)
     normalization = load_normalization(args.run, cfg)
+    for path in paths:  # unreadable files and wrong band counts, from the headers
+        Raster(path, cfg.data.bands).close()
+
+    earlier = [p for p in earlier_maps(args.out) if p.resolve() not in {q.resolve() for q in paths}] if held else []
+    for path in earlier:
+        path.unlink()
+    kept = sorted(set(held) - set(earlier))
+    if kept:
+        print(f"--overwrite: {len(earlier)} earlier map file(s) deleted; kept, not written by mrife predict: "
+              f"{', '.join(p.name for p in kept)}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
-    for path in args.inputs:
+    for path in paths:
         tic = time.perf_counter()
         with Raster(path, cfg.data.bands) as scene:
             if scene.single_band:

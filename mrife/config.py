@@ -21,10 +21,12 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 from mrife.paper import TABLE_II
+
+if typing.TYPE_CHECKING:
+    import pandas as pd  # imported where a table is made: the command line starts without it
 
 PAPER_INPUT = 512  # px: the paper's input side (Sec. IV-A)
 PAPER_ASPP_RATES = (12, 24, 36)  # DeepLab's rates at output stride 8, for PAPER_INPUT
@@ -337,6 +339,8 @@ def settings_table(cfg: RunConfig) -> pd.DataFrame:
     """Every setting of ``cfg`` beside the paper profile's, indexed by key: columns ``ours
     (<profile>)``, ``paper profile``, ``default from`` ("paper" or "project") and
     ``changed by profile <profile>`` ("yes" where the profile overrides the default)."""
+    import pandas as pd  # here, not at the top: the command line starts without it
+
     defaults = {key: value for key, value, _ in describe(RunConfig())}  # the paper profile
     return pd.DataFrame([{"key": key, f"ours ({cfg.profile})": value, "paper profile": defaults[key],
                           "default from": source,
@@ -355,6 +359,8 @@ def table_ii(cfg: RunConfig) -> pd.DataFrame:
     """The paper's Table II beside ``cfg``'s values, a row per entry of :data:`TABLE_II_KEYS`:
     columns ``paper (Table II)``, ``ours (<profile>)``, ``config key``, ``default from``
     and ``changed by profile <profile>`` (as in :func:`settings_table`)."""
+    import pandas as pd  # here, not at the top: the command line starts without it
+
     settings = settings_table(cfg).drop(columns="paper profile")
     rows = {}
     for name, key in TABLE_II_KEYS.items():

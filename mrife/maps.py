@@ -3,9 +3,10 @@
 :func:`write_scene_maps` writes, for one scene, into a folder:
 
 - ``<name>_probability.tif`` and ``<name>_mask.tif``: float32 probability (NaN = no data)
-  and uint8 mask (1 landslide, 0 background, 255 no data), with the scene's CRS,
-  transform and size, deflate-compressed; ``.png`` instead for a plain image (probability
-  as 0..255 grey, mask as 0/255 with transparency where there is no data);
+  and uint8 mask, with the scene's CRS, transform and size, deflate-compressed; ``.png``
+  instead for a plain image (probability as 0..255 grey, transparent where there is no
+  data). The mask is encoded alike in both: 0 background, 1 landslide, 255 no data, with
+  a colour table (palette) that shows them black, red and transparent;
 - ``<name>_landslides.geojson``: one polygon per connected landslide region (4-connected),
   in the scene's CRS (pixel coordinates for a plain image), with its ``area`` in map units
   squared and its ``mean_probability``; regions smaller than ``min_area`` are dropped;
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +29,19 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 MASK_NODATA = 255
+PRODUCTS = ("_probability", "_mask", "_landslides", "_quicklook")  # file stems end so: <name><product>.<ext>
 QUICKLOOK_SIDE = 2048  # pixels on the quick-look's long side, at most
 OUTLINE = (255, 40, 40)
+# The mask's colour table (GeoTIFF) and palette (PNG): value -> RGBA. Viewers show the
+# values as colours; a program reads the values 0, 1 and MASK_NODATA from either file.
+MASK_COLOURS = {0: (0, 0, 0, 255), 1: (*OUTLINE, 255), MASK_NODATA: (0, 0, 0, 0)}
+
+
+def earlier_maps(folder: Path) -> list[Path]:
+    """The files of ``folder`` that :func:`write_scene_maps` writes (named ``<name>`` +
+    one of :data:`PRODUCTS`), of any scene: what ``mrife predict --overwrite`` deletes
+    before it writes, so that maps of scenes not mapped again do not stay mixed in."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.stem.endswith(PRODUCTS))
 
 
 def mask_of(probability: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -43,8 +56,10 @@ def mask_of(probability: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return mask
 
 
-def write_raster(path: Path, array: np.ndarray, scene, nodata: float | None = None) -> Path:
-    """Write one band [H, W] as GeoTIFF (``.tif``) with ``scene``'s CRS and transform."""
+def write_raster(path: Path, array: np.ndarray, scene, nodata: float | None = None,
+                 colours: dict[int, tuple] | None = None) -> Path:
+    """Write one band [H, W] as GeoTIFF (``.tif``) with ``scene``'s CRS and transform, and
+    ``colours`` (value -> RGBA) as its colour table."""
     profile = {"driver": "GTiff", "height": array.shape[0], "width": array.shape[1], "count": 1,
                "dtype": array.dtype.name, "compress": "deflate", "nodata": nodata,
                "crs": getattr(scene, "crs", None), "transform": getattr(scene, "transform", Affine.identity())}
@@ -52,12 +67,26 @@ def write_raster(path: Path, array: np.ndarray, scene, nodata: float | None = No
         profile |= {"tiled": True, "blockxsize": 256, "blockysize": 256}
     with rasterio.open(path, "w", **profile) as out:
         out.write(array, 1)
+        if colours:
+            out.write_colormap(1, colours)
     return path
 
 
 def write_png(path: Path, array: np.ndarray, valid: np.ndarray) -> Path:
     """Write uint8 [H, W] as a grey PNG, transparent where not ``valid``."""
     Image.fromarray(np.stack([array, np.where(valid, 255, 0).astype(np.uint8)], -1), "LA").save(path)
+    return path
+
+
+def write_mask_png(path: Path, mask: np.ndarray) -> Path:
+    """Write a mask uint8 [H, W] (0, 1, ``MASK_NODATA``) as a palette PNG: the values as
+    they are, shown through :data:`MASK_COLOURS` (no data transparent)."""
+    image = Image.fromarray(mask, "P")
+    palette = np.zeros((256, 4), np.uint8)
+    for value, rgba in MASK_COLOURS.items():
+        palette[value] = rgba
+    image.putpalette(palette[:, :3].tobytes())
+    image.save(path, transparency=palette[:, 3].tobytes())  # the tRNS chunk: alpha per palette entry
     return path
 
 
@@ -119,8 +148,11 @@ def write_geopackage(path: Path, features: list[dict], crs=None) -> Path:
     fields = ["id", "area", "mean_probability"]
     values = [np.array([f["properties"][k] for f in features], dtype=np.int64 if k == "id" else np.float64)
               for k in fields]
-    write(path, geometry, values, fields, driver="GPKG", geometry_type="Polygon",
-          crs=None if crs is None else crs.to_wkt())
+    with warnings.catch_warnings():
+        # A plain image's polygons are in pixels: no CRS is the truth, not an oversight to warn of.
+        warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
+        write(path, geometry, values, fields, driver="GPKG", geometry_type="Polygon",
+              crs=None if crs is None else crs.to_wkt())
     return path
 
 
@@ -153,12 +185,11 @@ def write_scene_maps(out: Path, name: str, probability: np.ndarray, scene, thres
     transform = getattr(scene, "transform", Affine.identity()) if scene.georeferenced else Affine.identity()
     if scene.georeferenced:
         files = [write_raster(out / f"{name}_probability.tif", probability.astype(np.float32, copy=False), scene, np.nan),
-                 write_raster(out / f"{name}_mask.tif", mask, scene, MASK_NODATA)]
+                 write_raster(out / f"{name}_mask.tif", mask, scene, MASK_NODATA, MASK_COLOURS)]
     else:
-        valid = mask != MASK_NODATA
         grey = np.rint(np.nan_to_num(probability) * 255).astype(np.uint8)
-        files = [write_png(out / f"{name}_probability.png", grey, valid),
-                 write_png(out / f"{name}_mask.png", np.where(mask == 1, 255, 0).astype(np.uint8), valid)]
+        files = [write_png(out / f"{name}_probability.png", grey, mask != MASK_NODATA),
+                 write_mask_png(out / f"{name}_mask.png", mask)]
     features = landslide_polygons(mask, probability, transform, min_area)
     crs = scene.crs if scene.georeferenced else None
     files.append(write_geojson(out / f"{name}_landslides.geojson", features, crs))

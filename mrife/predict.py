@@ -13,11 +13,13 @@ read from disk with windowed reads; the output is one float32 array of the scene
     probability = predict("results/cpu/mrife-f780738ea1", "scene.tif")  # float32 [H, W]
 
 :mod:`mrife.maps` turns the probability into a mask, polygons and a quick-look;
-``mrife predict`` does both for a list of files.
+``mrife predict`` does both for a list of files. :func:`score_folder` scores the maps of a
+labelled folder's scenes, each mapped whole (``mrife evaluate RUN --data FOLDER``).
 """
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +30,13 @@ from rasterio.windows import Window
 from mrife.compute import resolve_device
 from mrife.config import RunConfig
 from mrife.data.dataset import prepare
+from mrife.data.folder import IMAGE_SUFFIXES, FolderDataset, read_mask
 from mrife.data.raster import Raster
 from mrife.data.tiling import window_starts
 from mrife.data.transforms import MEAN, STD, normalize
-from mrife.labels import LANDSLIDE
+from mrife.labels import IGNORE, LANDSLIDE
+from mrife.maps import MASK_NODATA, mask_of
+from mrife.metrics import METRIC_NAMES, ConfusionMatrix
 from mrife.progress import tqdm
 from mrife.runs import load_normalization, load_run
 
@@ -160,6 +165,28 @@ def probability_map(model: torch.nn.Module, cfg: RunConfig, scene, overlap: floa
     return blended
 
 
+def scene_paths(inputs) -> list[Path]:
+    """The image files that ``inputs`` name, as people pass them: a file as it is; a folder:
+    its image files (:data:`~mrife.data.folder.IMAGE_SUFFIXES`), sorted by name; a glob
+    pattern (``"scenes/*.tif"``, quoted so the shell leaves it): its matches, sorted. An
+    input that names no image file is an error naming it."""
+    paths, unmatched = [], []
+    for item in map(Path, inputs):
+        if item.is_file():
+            found = [item]
+        elif item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            found = sorted(Path(p) for p in glob.glob(str(item)) if Path(p).is_file())
+        if not found:
+            unmatched.append(f"{item} (a folder without image files)" if item.is_dir() else str(item))
+        paths += found
+    if unmatched:
+        raise FileNotFoundError(f"input not found: {', '.join(unmatched)}; pass image files "
+                                f"({', '.join(IMAGE_SUFFIXES)}), folders of them or glob patterns")
+    return list(dict.fromkeys(paths))  # a file named twice is mapped once
+
+
 def open_scene(image, bands: int = 3) -> Raster | ArrayScene:
     """A path (opened as a :class:`~mrife.data.raster.Raster` of ``bands`` bands: call
     ``close``), an array, or a scene as it is."""
@@ -186,3 +213,44 @@ def predict(run, image, overlap: float = 0.5, batch_size: int = 8, device: str =
     finally:
         if isinstance(scene, Raster):
             scene.close()
+
+
+def score_folder(run, folder, threshold: float = 0.5, overlap: float = 0.5, batch_size: int = 8,
+                 device: str = "auto", progress: bool = True, normalization=None):
+    """The metrics of a run's whole-scene maps on a labelled folder (``images/`` and
+    ``masks/``, paired as :class:`~mrife.data.FolderDataset` pairs them).
+
+    Each scene is mapped whole as ``mrife predict`` maps it (the mask at ``threshold``) and
+    scored against its mask over the pixels with data. Returns a DataFrame indexed by
+    scene, then ``"pooled"`` (every scene's pixels counted together, as the paper pools),
+    with columns ``TP``, ``FP``, ``FN``, ``TN`` (pixels) and :data:`~mrife.metrics.METRIC_NAMES`;
+    ``table.attrs`` holds ``threshold`` and ``overlap``. ``run``: a run directory, or
+    ``(cfg, model)`` with its ``normalization`` (as :func:`probability_map` takes it).
+    """
+    import pandas as pd
+
+    if not 0 < threshold < 1:  # refused before any scene is read
+        raise ValueError(f"threshold {threshold} must be between 0 and 1")
+    if isinstance(run, (str, Path)):
+        cfg, model = load_run(run)
+        normalization = load_normalization(run, cfg)
+    else:
+        cfg, model = run
+    dataset = FolderDataset(folder, cfg.data.bands)
+    device = resolve_device(device)
+    matrices = {}
+    for i, name in enumerate(dataset.names):
+        image_path, mask_path = dataset.paths(i)
+        with Raster(image_path, cfg.data.bands) as scene:
+            probability = probability_map(model, cfg, scene, overlap, batch_size, device, progress, normalization)
+        predicted = mask_of(probability, threshold)
+        label = read_mask(mask_path)
+        label[predicted == MASK_NODATA] = IGNORE  # no data: no prediction, not counted
+        matrices[name] = ConfusionMatrix()
+        matrices[name].update(torch.from_numpy(predicted), torch.from_numpy(label))
+    matrices["pooled"] = ConfusionMatrix.pooled(matrices.values())
+    table = pd.DataFrame([{"TP": cm.tp, "FP": cm.fp, "FN": cm.fn, "TN": cm.tn, **cm.compute()}
+                          for cm in matrices.values()], index=pd.Index(list(matrices), name="scene"))
+    table = table[["TP", "FP", "FN", "TN", *METRIC_NAMES]]
+    table.attrs.update(threshold=threshold, overlap=overlap)
+    return table

@@ -263,6 +263,10 @@ def load_normalization(run: str | Path, cfg: RunConfig) -> tuple[tuple[float, ..
 def load_run(run: str | Path, checkpoint: str = "best.pt") -> tuple[RunConfig, SegmentationModel]:
     """``(config, model)`` of a run directory, the model in eval mode on the CPU."""
     run = Path(run)
+    if not run.is_dir():
+        raise FileNotFoundError(f"no such run directory: {run}")
+    if not (run / "config.yaml").exists():
+        raise FileNotFoundError(f"{run} holds no config.yaml: not a run directory (mrife train writes them)")
     if not (run / checkpoint).exists():
         raise FileNotFoundError(f"{run / checkpoint} does not exist: train the run first (mrife train)")
     cfg = load_yaml(run / "config.yaml")

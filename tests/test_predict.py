@@ -137,8 +137,8 @@ def test_nodata_and_alpha_are_carried_into_the_mask(tmp_path):
         probability = probability_map(Brightness(), PLAIN, scene, progress=False)
         write_scene_maps(tmp_path, "photo", probability, scene)
     assert np.isnan(probability[:, :30]).all() and not np.isnan(probability[:, 30:]).any()
-    alpha = np.asarray(Image.open(tmp_path / "photo_mask.png"))[..., 1]
-    assert (alpha[:, :30] == 0).all() and (alpha[:, 30:] == 255).all()
+    mask = np.asarray(Image.open(tmp_path / "photo_mask.png"))  # palette indices: the mask's values
+    assert (mask[:, :30] == MASK_NODATA).all() and (mask[:, 30:] != MASK_NODATA).all()
 
 
 def test_cli_writes_every_product_and_a_summary(tmp_path, capsys):
