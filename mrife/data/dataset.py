@@ -67,7 +67,9 @@ class TileDataset(Dataset):
     square, scaling to S x S) is computed once here and kept as uint8 (a quarter of the
     float32 memory), so that an item only costs a flip, a rotation and a normalization.
     Equalization comes before padding so that the zero padding does not enter the
-    histogram.
+    histogram; a tile's no-data pixels (``tile.nodata``: the scene's file had none there)
+    do not enter it either, and are labelled ``IGNORE``. ``nodata`` keeps them, scaled
+    (bool [N, S, S], or None when no tile has any), for :func:`band_statistics`.
 
     With augment, item i of epoch e is flipped horizontally and vertically with
     probability 1/2 each and turned by k quarter turns, k uniform in 0..3, drawn from a
