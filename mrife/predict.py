@@ -111,7 +111,7 @@ def _window_batch(scene, corners, cfg: RunConfig, normalization) -> tuple[torch.
         part, valid = scene.read(Window(x, y, w, h))
         tile = np.zeros((size, size, part.shape[2]), np.float32)  # padded past the scene's edge, as tiles are
         tile[:h, :w] = part
-        nodata = np.zeros((size, size), bool)  # left out of the equalization, as in training
+        nodata = np.ones((size, size), bool)  # no data and padding: left out of the equalization, as in training
         nodata[:h, :w] = ~valid
         image, _ = prepare(tile, np.zeros((size, size), np.uint8), cfg.data.input_size, cfg.data.equalize, nodata)
         inputs.append(image)

@@ -156,3 +156,17 @@ def test_training_tiles_leave_a_scenes_nodata_out(tmp_path):
     Image.fromarray(inner, "RGB").save(root / "images" / "a.png")
     Image.fromarray(mask[BORDER:-BORDER, BORDER:-BORDER] * 255).save(root / "masks" / "a.png")
     assert whole[0].nodata is None, "a scene with data everywhere has no no-data mask (tiles as before)"
+
+
+def test_a_tile_past_the_scenes_edge_is_equalized_over_the_scene_alone():
+    from mrife.data import Scene
+
+    inner = textured(40, 50).astype(np.float32) / 255
+    (tile,) = tile_scenes([Scene("small", inner, np.zeros((40, 50), np.uint8))], size=64)
+    assert tile.nodata is not None and tile.nodata[40:].all() and not tile.nodata[:40, :50].any()
+    image = TileDataset([tile], input_size=64).images[0].numpy().transpose(1, 2, 0)  # [S, S, C]
+    assert np.array_equal(image[:40, :50], np.rint(equalize(inner) * 255)), \
+        "the padding should not enter the tile's equalization"
+    assert not image[40:].any() and not image[:, 50:].any(), "the padding stays 0"
+    tiles = tile_scenes([Scene("exact", textured(64, 128).astype(np.float32) / 255, np.zeros((64, 128), np.uint8))], 64)
+    assert all(t.nodata is None for t in tiles), "a scene cut without padding has data everywhere (tiles as before)"

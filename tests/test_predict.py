@@ -101,7 +101,9 @@ def test_an_image_that_fits_one_window_is_one_forward_pass():
         probability = probability_map(model, cfg, ArrayScene(image), progress=False)
         tile = np.zeros((64, 64, 3), np.float32)
         tile[:height, :width] = image / 255.0
-        inputs, _ = prepare(tile, np.zeros((64, 64), np.uint8), cfg.data.input_size)
+        padding = np.ones((64, 64), bool)  # no data: left out of the equalization, as in a training tile
+        padding[:height, :width] = False
+        inputs, _ = prepare(tile, np.zeros((64, 64), np.uint8), cfg.data.input_size, nodata=padding)
         with torch.no_grad():
             expected = model(normalize(torch.from_numpy(inputs[None]).float() / 255)).softmax(1)[0, 1]
         assert np.allclose(probability, expected.numpy()[:height, :width], atol=1e-6)

@@ -37,8 +37,8 @@ def prepare(image: np.ndarray, mask: np.ndarray, input_size: int, equalize: bool
 def band_statistics(dataset: "TileDataset") -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-band mean and standard deviation of a dataset's prepared tiles, in [0, 1] units:
     the normalization of a run whose bands are not RGB (computed on its training split).
-    Pixels without data (``dataset.nodata``) are left out; padding past a scene's edge
-    is counted, as it always was."""
+    Pixels without data (``dataset.nodata``: the scenes' own, and padding past a scene's
+    edge) are left out."""
     total = total_sq = count = 0.0
     for first in range(0, len(dataset), 64):  # a few tiles at a time: no float copy of them all
         values = dataset.images[first:first + 64].double() / 255.0  # [n, C, S, S]
@@ -67,8 +67,8 @@ class TileDataset(Dataset):
     square, scaling to S x S) is computed once here and kept as uint8 (a quarter of the
     float32 memory), so that an item only costs a flip, a rotation and a normalization.
     Equalization comes before padding so that the zero padding does not enter the
-    histogram; a tile's no-data pixels (``tile.nodata``: the scene's file had none there)
-    do not enter it either, and are labelled ``IGNORE``. ``nodata`` keeps them, scaled
+    histogram; a tile's no-data pixels (``tile.nodata``: where the scene's file has none,
+    and the padding past the scene's edge) do not enter it either, and are labelled ``IGNORE``. ``nodata`` keeps them, scaled
     (bool [N, S, S], or None when no tile has any), for :func:`band_statistics`.
 
     With augment, item i of epoch e is flipped horizontally and vertically with
@@ -102,7 +102,7 @@ class TileDataset(Dataset):
         nodata = np.zeros(masks.shape, bool) if any(t.nodata is not None for t in tiles) else None
         for i, tile in enumerate(tiles):
             images[i], masks[i] = prepare(tile.image, tile.mask, input_size, equalize, tile.nodata)
-            if tile.nodata is not None:  # scaled as the mask is: the padding (IGNORE) is not no-data
+            if tile.nodata is not None:  # scaled as the mask is (1: no data; a square tile gets no padding here)
                 nodata[i] = pad_and_resize(tile.image[..., :1], tile.nodata.astype(np.uint8), input_size)[1] == 1
         self.images = torch.from_numpy(images)  # uint8 [N, C, S, S]
         self.masks = torch.from_numpy(masks)  # uint8 [N, S, S]

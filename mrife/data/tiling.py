@@ -29,9 +29,9 @@ class Tile:
     scene: the scene's name; y, x: the window's top-left corner in the scene (pixels);
     image: float32 [S, S, C] in [0, 1]; mask: uint8 [S, S] in {0, 1, 255}. Where the
     window runs past the scene's edge, the image is zero and the mask ``IGNORE`` (255):
-    padding is neither trained on nor counted. nodata: bool [S, S], True where the
-    scene's file has no data (padding is not no-data: it is zero, as the paper pads), or
-    None when the tile has none.
+    padding is neither trained on nor counted. nodata: bool [S, S], True where the tile
+    has no data (the scene's file has none there, or the padding), or None when it has
+    data everywhere; those pixels enter no statistic (:func:`mrife.data.dataset.prepare`).
     """
 
     scene: str
@@ -95,20 +95,19 @@ def tile_scenes(scenes: Sequence[Scene], size: int, stride: int | None = None,
                 image[:th, :tw] = window_image
                 mask[:th, :tw] = scene.mask[y : y + size, x : x + size]
                 nodata = _tile_nodata(scene, y, x, size)
-                if nodata is not None:  # no data: neither trained on nor counted, as padding
+                if nodata is not None:  # no data: neither trained on nor counted
                     mask[nodata] = IGNORE
                 tiles.append(Tile(scene.name, y, x, image, mask, nodata))
     return tiles
 
 
 def _tile_nodata(scene: Scene, y: int, x: int, size: int) -> np.ndarray | None:
-    """bool [size, size]: the scene's no-data pixels in the window at (y, x), or None when
-    it holds none (the padding past the scene's edge is not no-data)."""
-    if scene.nodata is None:
-        return None
-    nodata = np.zeros((size, size), bool)
-    part = scene.nodata[y : y + size, x : x + size]
-    nodata[: part.shape[0], : part.shape[1]] = part
+    """bool [size, size]: where the window at (y, x) has no data -- the scene's no-data
+    pixels, and the padding past the scene's edge -- or None when it has data everywhere."""
+    h, w = scene.mask.shape
+    nodata = np.ones((size, size), bool)
+    th, tw = min(size, h - y), min(size, w - x)
+    nodata[:th, :tw] = False if scene.nodata is None else scene.nodata[y : y + th, x : x + tw]
     return nodata if nodata.any() else None
 
 
