@@ -36,6 +36,11 @@ __version__ = "0.1.0"
 import importlib
 import importlib.util
 
+# Before any library that imports tqdm.auto (timm, through huggingface_hub): the first
+# import of tqdm.auto in a kernel without ipywidgets warns "IProgress not found", and
+# mrife.progress imports it with that warning silenced (about 0.1 s).
+from mrife import progress  # noqa: F401
+
 # The names a notebook needs, by the module that defines them. They are imported on first
 # use (PEP 562), as is any submodule (``mrife.predict``, ``mrife.data``, ...), so that
 # ``import mrife`` and ``mrife --help`` load no torch, timm or rasterio.

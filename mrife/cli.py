@@ -200,10 +200,12 @@ def _reproduce(args) -> int:
 
 
 def _plan(args, experiments) -> int:
-    from mrife.reproduce import epoch_seconds, plan
+    from mrife.reproduce import plan, results_root
+    from mrife.runs import epoch_seconds
 
     timing = args.times_from or args.profile
-    todo = plan(args.profile, epoch_seconds(timing, args.out), args.out, experiments, args.seeds)
+    todo = plan(args.profile, epoch_seconds(Path(args.out or results_root()) / timing), args.out, experiments,
+                args.seeds)
     if todo.empty:
         print(f"profile {args.profile}: every planned run is finished; nothing to train")
         return 0

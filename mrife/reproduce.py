@@ -321,26 +321,13 @@ def sizing_runs(root: str | Path | None = None) -> dict[str, Result]:
     return found
 
 
-def epoch_seconds(profile: str, root: str | Path | None = None) -> dict[str, float]:
-    """The median seconds of a training epoch of each model (``model.name``) over every
-    finished run under ``<root>/<profile>/``, from the runs' histories: what
-    :func:`plan` multiplies by the epochs still to train."""
-    per_model: dict[str, list[float]] = {}
-    for run in sorted((Path(root or results_root()) / profile).glob("*/")):
-        if is_finished(run):
-            cfg = load_yaml(run / "config.yaml")
-            history = json.loads((run / "history.json").read_text())
-            per_model.setdefault(cfg.model.name, []).extend(epoch["seconds"] for epoch in history)
-    return {model: float(np.median(seconds)) for model, seconds in per_model.items()}
-
-
 def plan(profile: str, seconds: dict[str, float], root: str | Path | None = None, experiments=None,
          seeds=None) -> pd.DataFrame:
     """The runs ``mrife reproduce --profile profile`` would still train, in its order (seed
     by seed), and the time each is expected to take.
 
     Args:
-        seconds: model name -> seconds of one training epoch (e.g. :func:`epoch_seconds` of
+        seconds: model name -> seconds of one training epoch (e.g. :func:`mrife.runs.epoch_seconds` of
             earlier runs at the same geometry, on the machine that will train).
         experiments, seeds: as for :func:`reproduce` (default: the profile's).
 

@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import tempfile
 from importlib import metadata
@@ -99,6 +100,17 @@ def rename_runs(root: str | Path) -> dict[str, str]:
 
 def is_finished(run: Path) -> bool:
     return (run / "test_metrics.json").exists()
+
+
+def epoch_seconds(folder: str | Path) -> dict[str, float]:
+    """The median seconds of a training epoch of each model (``model.name``) over the
+    finished runs in ``folder``, from their histories: what an expected time multiplies."""
+    per_model: dict[str, list[float]] = {}
+    for run in sorted(Path(folder).glob("*/")):
+        if is_finished(run):
+            history = json.loads((run / "history.json").read_text())
+            per_model.setdefault(load_yaml(run / "config.yaml").model.name, []).extend(e["seconds"] for e in history)
+    return {model: statistics.median(seconds) for model, seconds in per_model.items()}
 
 
 def atomic_write(path: Path, write) -> None:

@@ -24,7 +24,7 @@ from mrife.distributed import RankBatches, Ranks, global_batch_dropout, join, sh
 from mrife.metrics import ConfusionMatrix, ScoreHistogram
 from mrife.models import SegmentationModel, build_model
 from mrife.progress import tqdm
-from mrife.runs import (code_version, is_finished, load_checkpoint, provenance, remove_partial_writes,
+from mrife.runs import (code_version, epoch_seconds, is_finished, load_checkpoint, provenance, remove_partial_writes,
                         run_dir_for, save_checkpoint, write_json)
 
 
@@ -259,6 +259,8 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force:
     if state["history"] and ranks.main:  # a kill can fall between the last epoch's last.pt and its history.json
         write_json(run / "history.json", state["history"])
     started -= state["seconds"]  # wall time counts every try
+    if progress:
+        tqdm.write(expected_time(cfg, run.parent, cfg.train.epochs - state["epoch"] - 1))
     state["tries"].append(code_version())  # read now: the checkout may change while it trains
 
     # Loop: train an epoch, validate, keep the best weights and a resumable state
@@ -290,6 +292,18 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force:
     write_json(run / "test_metrics.json", test)
     (run / "last.pt").unlink(missing_ok=True)
     return run
+
+
+def expected_time(cfg: RunConfig, folder: Path, epochs: int) -> str:
+    """What training ``epochs`` more epochs of ``cfg`` is expected to take, said before it
+    starts: the median epoch of the finished runs of the same model in ``folder`` (timed
+    on the machine that trained them), or the progress bar's estimate after one epoch."""
+    seconds = epoch_seconds(folder).get(cfg.model.name)
+    if seconds is None:
+        return (f"{epochs} epochs to train; the progress bar estimates the time after the first "
+                f"(no finished {cfg.model.name} run in {folder} to time them by)")
+    return (f"{epochs} epochs to train: about {epochs * seconds / 60:.0f} min at {seconds:.0f} s an epoch "
+            f"(the median of the finished {cfg.model.name} runs in {folder})")
 
 
 def dry_run(cfg: RunConfig, steps: int = 2, progress: bool = True) -> dict:

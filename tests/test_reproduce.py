@@ -17,11 +17,11 @@ from mrife.data import TileDataset
 from mrife.findings import claim_words, verdict_table
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
 from mrife.reproduce import (CHOICES, EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, check, choice_table, compare,
-                             epoch_seconds, experiment_config, finished, plan, reproduce, result, results, scene_confusions, seed_scene_confusions,
+                             experiment_config, finished, plan, reproduce, result, results, scene_confusions, seed_scene_confusions,
                              run_times, seed_bootstrap, seed_pairing, seed_table, seeds_for, sizing_runs,
                              verdicts)
-from mrife.runs import changed_tree, load_run, run_dir_for
-from mrife.train import build_splits, confusion_by_scene, fit
+from mrife.runs import changed_tree, epoch_seconds, load_run, run_dir_for
+from mrife.train import build_splits, confusion_by_scene, expected_time, fit
 
 TINY = ["data.synthetic_scenes=4", "data.synthetic_size=64", "data.tile_size=64", "data.input_size=32",
         "train.batch_size=2", "train.epochs=1"]
@@ -74,7 +74,10 @@ def test_plan_lists_the_runs_still_missing_with_their_expected_time(tmp_path):
     (run / "test_metrics.json").write_text("{}")
     assert (1, "mrife") not in set(zip(*plan("cpu-sizing", seconds, root=tmp_path)[["seed", "experiment"]].values.T)), \
         "a finished run is not planned"
-    assert epoch_seconds("cpu-sizing", tmp_path) == {"mrife": 6.0}, "the median epoch of the finished runs, by model"
+    assert epoch_seconds(tmp_path / "cpu-sizing") == {"mrife": 6.0}, "the median epoch of the finished runs, by model"
+    assert "10 epochs to train: about 1 min at 6 s an epoch" in expected_time(cfg, tmp_path / "cpu-sizing", 10), \
+        "training says at its start what it is expected to take, timed by the finished runs"
+    assert "after the first" in expected_time(experiment_config("cpu-sizing", "segbranch"), tmp_path / "cpu-sizing", 3)
     unknown = plan("cpu-sizing", {}, root=tmp_path, experiments=["segbranch"], seeds=[3])
     assert len(unknown) == 1 and math.isnan(unknown["expected (s)"].iloc[0]), "no measured epoch: no guess"
 
