@@ -77,6 +77,28 @@ def test_backward_reaches_every_trainable_parameter(name):
             assert torch.isfinite(p.grad).all(), f"{name}: expected a finite gradient for {n}"
 
 
+@pytest.mark.parametrize("bands", [1, 3, 4])
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_model_trains_through_the_contract_on_any_band_count(name, bands):
+    """What the loop calls (mrife/models/base.py), on images of 1, 3 or 4 bands: every
+    loss term a finite scalar, a gradient for every trainable parameter, after_step, then
+    logits of the input's size in eval mode."""
+    model = make(name, bands=bands).train()
+    x = torch.randn(2, bands, 64, 64, generator=torch.Generator().manual_seed(bands))
+    target = torch.zeros(2, 64, 64, dtype=torch.long)
+    target[:, 16:40, 20:48] = 1  # a landslide with edges, for MRIFE's edge blocks
+    losses = model.training_losses(x, target, 0, torch.Generator().manual_seed(0))
+    assert {"loss", "ce"} <= set(losses), f"{name}: loss terms {sorted(losses)}"
+    for term, value in losses.items():
+        assert value.ndim == 0 and torch.isfinite(value), f"{name}, {bands} bands: {term} = {value}"
+    losses["loss"].backward()
+    reached = [p.grad is not None and torch.isfinite(p.grad).all() for p in model.trainable_parameters()]
+    assert any(reached), f"{name}, {bands} bands: no trainable parameter took a gradient"
+    model.after_step()
+    with torch.no_grad():
+        assert model.eval()(x).shape == (2, 2, 64, 64)
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_size_not_divisible_by_stride_names_the_padded_size(name):
     model = make(name).eval()

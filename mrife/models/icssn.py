@@ -94,20 +94,20 @@ def random_view(images: Tensor, generator: torch.Generator, jitter: float = JITT
     """One random view of each image: flips, quarter turns (square inputs), colour jitter.
 
     Args:
-        images: ``[B, 3, H, W]`` normalized images.
+        images: ``[B, C, H, W]`` normalized images, any number of bands C.
         generator: CPU generator of every draw (so the view is reproducible).
         jitter: contrast factor in ``1 +- jitter`` per image, shift in ``+- jitter`` per
             channel, in normalized units.
 
     Returns:
-        ``[B, 3, H, W]`` (same shape: turns only when H == W).
+        ``[B, C, H, W]`` (same shape: turns only when H == W).
     """
-    B, _, H, W = images.shape
+    B, C, H, W = images.shape
     hflip = torch.rand(B, generator=generator) < 0.5
     vflip = torch.rand(B, generator=generator) < 0.5
     turns = torch.randint(0, 4 if H == W else 1, (B,), generator=generator)
     contrast = 1 + jitter * (2 * torch.rand(B, 1, 1, 1, generator=generator) - 1)
-    shift = jitter * (2 * torch.rand(B, 3, 1, 1, generator=generator) - 1)
+    shift = jitter * (2 * torch.rand(B, C, 1, 1, generator=generator) - 1)  # per band
     views = []
     for b in range(B):
         x = images[b].flip(-1) if hflip[b] else images[b]
