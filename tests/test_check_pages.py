@@ -1,10 +1,12 @@
 """book/check_pages.py: the browser check of the rendered book finds what it is there to find."""
 
 import importlib.util
+import re
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 
 spec = importlib.util.spec_from_file_location("check_pages", Path(__file__).parents[1] / "book" / "check_pages.py")
@@ -49,3 +51,17 @@ def test_each_fault_is_reported(tmp_path):
 
 def test_an_empty_build_fails(tmp_path):
     assert check_pages.check(tmp_path) == [f"{tmp_path.resolve()}: no HTML page (build the book first)"]
+
+
+def test_the_pages_workflow_builds_as_make_test_does():
+    """The workflow that publishes the book installs Jupyter Book at the versions
+    requirements.lock pins and runs the Makefile's build command, executing nothing."""
+    root = Path(__file__).resolve().parent.parent
+    steps = yaml.safe_load((root / ".github/workflows/book.yml").read_text())["jobs"]["build"]["steps"]
+    commands = [step["run"] for step in steps if "run" in step]
+    pattern = re.search(r"grep -E '(.+?)' requirements.lock", commands[0]).group(1)
+    pinned = [line for line in (root / "requirements.lock").read_text().splitlines() if re.match(pattern, line)]
+    assert len(pinned) == 5, f"the five Jupyter Book packages, pinned: {pinned}"
+    build = re.search(r"^JB_BUILD = \$\(BIN\)/(.+)$", (root / "Makefile").read_text(), re.M).group(1)
+    assert commands[1] == build, (commands[1], build)
+    assert 'execute_notebooks: "off"' in (root / "_config.yml").read_text(), "the build renders stored outputs"
