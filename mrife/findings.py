@@ -336,3 +336,31 @@ def read_seeds(table: pd.DataFrame) -> str:
 def _and(items: list[str]) -> str:
     """"", "1", "1 and 2", "1, 2 and 3"."""
     return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
+class Glue:
+    """myst-nb's ``glue`` that keeps what it glued, to show it again as a table.
+
+    The repository host's notebook view renders no glue role, so a chapter whose prose
+    states glued numbers ends its glue cell with :meth:`table`: the same values, never
+    typed, readable where the notebook is read unrendered (the cell is tagged
+    ``remove-cell``: in the rendered book the prose holds them)::
+
+        glue = Glue()
+        glue("t3-focus", "0.3090 ± 0.0727", display=False)
+        glue.table()
+    """
+
+    def __init__(self):
+        self.values: dict[str, str] = {}
+
+    def __call__(self, key: str, value, display: bool = False) -> None:
+        from myst_nb import glue  # the book's renderer: installed with the book, not needed by the library
+
+        glue(key, value, display=display)
+        self.values[key] = value
+
+    def table(self) -> pd.DataFrame:
+        """Key -> the text glued under it, in the order glued."""
+        return pd.DataFrame({"value": [str(v) for v in self.values.values()]},
+                            index=pd.Index(list(self.values), name="glued as"))

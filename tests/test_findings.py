@@ -8,7 +8,7 @@ import pytest
 
 from mrife.findings import (epoch_table, format_table, leaders, read_choice, read_curve,
                             read_differences, read_heat, read_seeds, verdict, verdict_table)
-from mrife.findings import count_words, verdict_counts
+from mrife.findings import Glue, count_words, verdict_counts
 from mrife.reproduce import compare
 
 PAPER = {"Baseline": {"lIoU": 0.3381, "F1": 0.5054}, "Other": {"lIoU": 0.1, "F1": 0.2}}
@@ -240,3 +240,12 @@ def test_plateau_epoch_is_the_first_epoch_within_the_margin_of_the_best_moving_a
     assert table.attrs["epochs"] == 9, "every model on its plateau"
     with pytest.raises(ValueError, match="fewer than"):
         plateau_epoch({"short": [history([0.1, 0.2])]})
+
+
+def test_glue_keeps_what_it_glued_to_show_it_where_glue_roles_do_not_render(capsys):
+    glue = Glue()
+    glue("t3-focus", "0.3090 ± 0.0727", display=False)
+    glue("t3-seeds", 5, display=False)
+    table = glue.table()
+    assert table.index.tolist() == ["t3-focus", "t3-seeds"], "in the order glued"
+    assert table["value"].tolist() == ["0.3090 ± 0.0727", "5"]
