@@ -30,9 +30,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mrife.compute import Compute, cores, native_bf16, processor
 from mrife.config import load_profile
+from mrife.loaders import build_loaders, build_splits
 from mrife.losses import reconstruction_loss, sfce_loss
 from mrife.models import build_model
-from mrife.train import build_loaders, build_splits
 
 VARIANTS = {"fp32": ("fp32", False), "fp32 + channels-last": ("fp32", True),
             "bf16": ("bf16", False), "bf16 + channels-last": ("bf16", True)}

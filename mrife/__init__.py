@@ -21,14 +21,19 @@ package or from the layers below it (``tests/test_layers.py`` checks every impor
 1. the leaves: ``config``, ``compute``, ``data``, ``findings`` (what the runs' tables
    say, in words), ``maps``, ``masking``, ``metrics`` and ``mrife.kernels`` (the SFCE
    kernel with the reference it is checked against);
-2. ``losses``: every loss term, built on the kernels;
+2. ``losses``: every loss term, built on the kernels, and ``loaders``: a run's data
+   (its scenes, split by scene, and the loaders);
 3. ``models``: the models and their training contract (``models/base.py``);
-4. ``runs``: the run directory (atomic writes, checkpoints, provenance, ``load_run``);
-5. ``train``: the data loaders and the loop;
+4. ``runs``: the run directory (atomic writes, checkpoints, provenance, ``load_run``),
+   and ``evaluation``: a model scored on a loader's tiles, pooled or scene by scene;
+5. ``train``: the loop;
 6. what uses trained runs: ``cam``, ``plots``, ``predict``;
 7. ``figures``: what the book draws from a trained run, kept beside it;
-8. ``reproduce``: every run the book needs, and the tables that compare them;
-9. ``cli``, then this package's face (``__init__``, ``__main__``).
+8. ``experiments``: every run the book needs (experiments, open choices, seeds);
+9. ``results``: the finished runs, read back;
+10. ``reproduce``: training the runs not finished yet, and ``tables``: the tables that
+    compare the runs, with the paper and with each other;
+11. ``cli``, then this package's face (``__init__``, ``__main__``).
 """
 
 __version__ = "0.1.0"
@@ -46,13 +51,14 @@ from mrife import progress  # noqa: F401
 # ``import mrife`` and ``mrife --help`` load no torch, timm or rasterio.
 _EXPORTS = {
     "mrife.config": ("RunConfig", "load_profile"),
+    "mrife.evaluation": ("evaluate",),
     "mrife.kernels": ("supervised_contrastive",),
     "mrife.losses": ("joint_loss", "reconstruction_loss", "sfce_loss"),
     "mrife.masking": ("BlockMasker", "classify_blocks"),
     "mrife.metrics": ("ConfusionMatrix",),
     "mrife.models": ("MODEL_NAMES", "build_model"),
     "mrife.runs": ("load_run",),
-    "mrife.train": ("evaluate", "fit"),
+    "mrife.train": ("fit",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

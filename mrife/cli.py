@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     repro.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
     repro.add_argument("--only", nargs="+", metavar="EXPERIMENT", help="a subset of the experiments")
     repro.add_argument("--choices", action="store_true",
-                       help="train the candidates of every open choice (mrife.reproduce.CHOICES), judged on "
+                       help="train the candidates of every open choice (mrife.experiments.CHOICES), judged on "
                             "the validation split, instead of the book's experiments")
     repro.add_argument("--out", type=Path, default=None, help="results root (default: $MRIFE_RESULTS or results)")
     repro.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
@@ -178,7 +178,8 @@ def _train(args) -> int:
 
 def _reproduce(args) -> int:
     from mrife.distributed import main_process
-    from mrife.reproduce import CANDIDATES, CHOICES, reproduce
+    from mrife.experiments import CANDIDATES, CHOICES
+    from mrife.reproduce import reproduce
 
     if args.check:
         return _check(args)
@@ -200,7 +201,8 @@ def _reproduce(args) -> int:
 
 
 def _plan(args, experiments) -> int:
-    from mrife.reproduce import plan, results_root
+    from mrife.experiments import results_root
+    from mrife.reproduce import plan
     from mrife.runs import epoch_seconds
 
     timing = args.times_from or args.profile
@@ -250,8 +252,9 @@ def _dry_run(cfg, progress: bool) -> int:
 def _evaluate(args) -> int:
     if args.data is not None:
         return _evaluate_folder(args)
+    from mrife.evaluation import evaluate
+    from mrife.loaders import build_loaders, build_splits
     from mrife.runs import load_run
-    from mrife.train import build_loaders, build_splits, evaluate
 
     cfg, model = load_run(args.run)
     loader = build_loaders(cfg, build_splits(cfg))[args.split]

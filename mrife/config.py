@@ -179,7 +179,7 @@ PROFILES: dict[str, list[str]] = {
     ],
     # The sizing runs of the plateau profile: `cpu` at the paper's geometry scaled to its
     # 96 px (aspp_rates_for) and trained 30 epochs, the poly schedule stretched over them;
-    # DeepLabv3+, the segmentation branch and MRIFE, seeds 0 and 1 (mrife.reproduce
+    # DeepLabv3+, the segmentation branch and MRIFE, seeds 0 and 1 (mrife.experiments
     # PROFILE_EXPERIMENTS). Chapter 5 reads the epoch count where every one of them levels
     # off with mrife.findings.plateau_epoch, a rule written before the runs were read.
     "cpu-sizing": [

@@ -37,9 +37,9 @@ from torch.utils.data import default_collate
 from mrife.cam import LAYERS, cam, model_name
 from mrife.config import RunConfig
 from mrife.data import TileDataset
+from mrife.loaders import build_splits
 from mrife.masking import illustrative_tiles
 from mrife.runs import atomic_write, load_run
-from mrife.train import build_splits
 
 FILE = "figures.npz"
 N_TILES = 3

@@ -1,16 +1,16 @@
 """What the runs found, in words and in tables a reader can take in: the lines a chapter
 prints under its tables and the verdicts its prose states.
 
-Everything here reads tables that :mod:`mrife.reproduce` builds from finished runs
-(``compare``, ``choice_table``, ``verdicts``, a run's history) and computes nothing
-from a checkpoint: :func:`format_table` (a table for display), :func:`epoch_table` and
-:func:`read_curve` (one run's training, epoch by epoch), :func:`leaders` (who leads each
-metric), :func:`read_differences` and :func:`verdict` (what an interval says of a
-difference), :func:`verdict_table` and :func:`claim_words` (the paper's claims beside
-ours, as a table and as words for a sentence), :func:`verdict_counts` and
-:func:`count_words` (how the verdicts add up for each kind of claim), :func:`read_heat`
-(where Grad-CAM maps are hottest), :func:`read_seeds` (which seeds never learned) and
-:func:`read_choice` (an open choice and its decision).
+Everything here reads tables that :mod:`mrife.tables` builds from finished runs
+(``compare``, ``choice_table``, ``verdicts``) or runs' histories (:mod:`mrife.results`)
+and computes nothing from a checkpoint: :func:`format_table` (a table for display),
+:func:`epoch_table` and :func:`read_curve` (one run's training, epoch by epoch),
+:func:`leaders` (who leads each metric), :func:`read_differences` and :func:`verdict`
+(what an interval says of a difference), :func:`verdict_table` and :func:`claim_words`
+(the paper's claims beside ours, as a table and as words for a sentence),
+:func:`verdict_counts` and :func:`count_words` (how the verdicts add up for each kind of
+claim), :func:`read_heat` (where Grad-CAM maps are hottest), :func:`read_seeds` (which
+seeds never learned) and :func:`read_choice` (an open choice and its decision).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ PLATEAU = 0.01  # a curve's last third within this of its earlier best: it level
 
 def format_table(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """``table`` with every float written to ``digits`` decimals and an empty cell as "–"
-    (a :func:`mrife.reproduce.compare` table leaves the paper's missing values and a single
+    (a :func:`mrife.tables.compare` table leaves the paper's missing values and a single
     seed's sd empty); other cells unchanged."""
     return table.map(lambda v: f"{v:.{digits}f}" if isinstance(v, float) else ("–" if v == "" else v))
 
@@ -101,7 +101,7 @@ def plateau_epoch(curves: dict[str, list[pd.DataFrame]], window: int = 3, within
 
 
 def leaders(table: pd.DataFrame) -> pd.DataFrame:
-    """Which row of a :func:`mrife.reproduce.compare` table is best on each metric, in the
+    """Which row of a :func:`mrife.tables.compare` table is best on each metric, in the
     paper and in ours.
 
     Every metric here is better when higher; only the ``"paper"`` and ``"ours"`` columns are
@@ -137,7 +137,7 @@ def read_differences(bootstrap: pd.DataFrame, metric: str, level: float = 0.9,
     with ``resampled="the seeds and the test scenes"``, of
     :func:`mrife.metrics.hierarchical_bootstrap`). The difference stated is the row's
     ``mean`` where the table has one (over seeds: the difference of the means that
-    :func:`mrife.reproduce.compare` shows), its ``value`` otherwise."""
+    :func:`mrife.tables.compare` shows), its ``value`` otherwise."""
     lines = []
     for label, row in bootstrap.dropna(subset=["share > 0"]).iterrows():
         value = row["mean"] if "mean" in row else row["value"]
@@ -172,7 +172,7 @@ def verdict(low: float, high: float, paper_sign: float) -> str:
 
 
 def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`mrife.reproduce.verdicts`' table for reading: per claim what it isolates (what
+    """:func:`mrife.tables.verdicts`' table for reading: per claim what it isolates (what
     its two sides differ in; "–" when the claim does not say), the metric, the paper's
     difference ("ahead (no number)" for an infinite one, as in
     :data:`mrife.paper.DIRECTION_CLAIMS`), ours (the two sides' means, each ± its sd over
@@ -211,7 +211,7 @@ VERDICTS = ("reproduced", "inconclusive", "reversed")  # what mrife.findings.ver
 
 
 def verdict_counts(table: pd.DataFrame) -> pd.DataFrame:
-    """How the verdicts of a :func:`mrife.reproduce.verdicts` table add up for each kind of
+    """How the verdicts of a :func:`mrife.tables.verdicts` table add up for each kind of
     claim (its ``isolates`` column, in order of first appearance).
 
     Returns:
@@ -260,7 +260,7 @@ def read_heat(table: pd.DataFrame, expected: dict[str, str] | None = None) -> st
 
 
 def read_choice(table: pd.DataFrame, choice: str) -> str:
-    """A Markdown line saying what the :func:`mrife.reproduce.choice_table` of ``choice``
+    """A Markdown line saying what the :func:`mrife.tables.choice_table` of ``choice``
     found: the leader and the runner-up with mean +- sd over seeds, the decision (the
     leader against the default), the leader minus the default seed by seed, and
     every seed of a candidate that never learned (best validation lIoU below
@@ -304,7 +304,7 @@ def read_choice(table: pd.DataFrame, choice: str) -> str:
 
 
 def read_seeds(table: pd.DataFrame) -> str:
-    """One Markdown line per model of a :func:`mrife.reproduce.seed_table`: how many of its
+    """One Markdown line per model of a :func:`mrife.tables.seed_table`: how many of its
     seeds learned and at which epoch each first reached :data:`NOT_LEARNING`, and each seed
     that never did with its best validation and test lIoU. A model none of whose seeds
     learned gets a line that says so."""

@@ -187,7 +187,7 @@ def scene_bootstrap(
 
     Args:
         per_scene: model label -> test scene -> its ConfusionMatrix (the same scenes for
-            every model), e.g. from :func:`mrife.reproduce.scene_confusions`.
+            every model), e.g. from :func:`mrife.results.scene_confusions`.
         focus: a model label; adds a row ``"<focus> - <model>"`` per other model.
 
     Returns:
@@ -252,7 +252,7 @@ def hierarchical_bootstrap(
     Args:
         per_seed_scene: model label -> training seed -> test scene -> its ConfusionMatrix.
             Every seed of every model must hold the same test scenes; the number of seeds
-            may differ between models. E.g. from :func:`mrife.reproduce.seed_scene_confusions`.
+            may differ between models. E.g. from :func:`mrife.results.seed_scene_confusions`.
         metric: one of :data:`METRIC_NAMES`.
         focus: a model label; adds a row ``"<focus> - <model>"`` per other model.
         draws: bootstrap draws; level: central share the interval covers; seed: of the draws.
@@ -261,7 +261,7 @@ def hierarchical_bootstrap(
     Returns:
         A DataFrame indexed by model label (then difference rows) with columns ``value``
         (the metric of every seed and scene pooled), ``mean`` (mean over seeds of each
-        seed's metric on all scenes, what :func:`mrife.reproduce.compare` shows), ``sd``
+        seed's metric on all scenes, what :func:`mrife.tables.compare` shows), ``sd``
         (their standard deviation over seeds, ddof 1; NaN for one seed), ``seeds``,
         ``low`` and ``high`` (the interval) and, for difference rows, ``share > 0`` (the
         share of draws where ``focus`` beats the other model); a difference row's

@@ -63,7 +63,7 @@ ERRATA = {
 
 
 class Claim(typing.NamedTuple):
-    """One difference the paper claims, for :func:`mrife.reproduce.verdicts`."""
+    """One difference the paper claims, for :func:`mrife.tables.verdicts`."""
 
     label: str
     focus: str  # the experiment the claim favours

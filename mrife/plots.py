@@ -164,7 +164,7 @@ def loss_curves(history, terms=("train_loss", "train_ce", "train_reconst", "trai
 def choice_seeds(table, ax=None, title: str | None = None):
     """Each candidate of an open choice as a row of dots, one per training seed (its best
     validation lIoU), with the mean over two or more seeds as a bar: the spread a decision
-    is made against. ``table`` is :func:`mrife.reproduce.choice_table`'s (its ``per seed``
+    is made against. ``table`` is :func:`mrife.tables.choice_table`'s (its ``per seed``
     and ``decision`` columns); the default, listed first, is drawn at the top."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 0.5 * len(table) + 1.0))

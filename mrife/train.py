@@ -1,8 +1,9 @@
-"""Training and evaluation of one run, written to its run directory (:mod:`mrife.runs`).
+"""The training of one run, written to its run directory (:mod:`mrife.runs`).
 
-:func:`fit` reads as its stages: the data, the model with its optimizer and schedule,
-the resume, the loop over epochs, and the test of the best-validation checkpoint. The
-loop knows a model only through the training contract of :mod:`mrife.models.base`.
+:func:`fit` reads as its stages: the run directory, the data (:mod:`mrife.loaders`), the
+model with its optimizer and schedule, the resume, the loop over epochs, and the test of the
+best-validation checkpoint (scored by :mod:`mrife.evaluation`). The loop knows a model only
+through the training contract of :mod:`mrife.models.base`.
 """
 
 from __future__ import annotations
@@ -15,89 +16,21 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Subset
+from torch.utils.data import DataLoader
 
-from mrife import data
 from mrife.compute import Compute
 from mrife.config import RunConfig, save_yaml
-from mrife.distributed import RankBatches, Ranks, global_batch_dropout, join, sharing, sync_batch_norm
-from mrife.metrics import ConfusionMatrix, ScoreHistogram
+from mrife.distributed import Ranks, global_batch_dropout, join, sharing, sync_batch_norm
+from mrife.evaluation import ablation_metrics, scored_confusions, validate
+from mrife.loaders import build_loaders, build_splits
+from mrife.metrics import ConfusionMatrix
 from mrife.models import SegmentationModel, build_model
 from mrife.progress import tqdm
 from mrife.runs import (code_version, epoch_seconds, is_finished, load_checkpoint, provenance, remove_partial_writes,
                         run_dir_for, save_checkpoint, write_json)
 
 
-# ---------------------------------------------------------------- data
-def scenes_of(cfg: RunConfig, progress: bool = True) -> list[data.Scene]:
-    """The whole scenes of ``cfg.data.source``: synthetic, the Sichuan set, or a folder."""
-    d = cfg.data
-    if d.bands != 3 and d.source in ("synthetic", "sichuan"):
-        raise ValueError(f"data.bands={d.bands}, but the {d.source} scenes are RGB: set data.source to a folder "
-                         f"of {d.bands}-band images")
-    if d.source == "synthetic":
-        return data.synthetic.make_scenes(
-            d.synthetic_scenes, size=d.synthetic_size, difficulty=d.difficulty,
-            slide_fraction=d.slide_fraction, seed=d.split_seed,
-        )
-    if d.source == "sichuan":
-        return data.sichuan().scenes(progress)
-    return data.FolderDataset(d.source, d.bands).scenes(progress)
-
-
-def build_splits(cfg: RunConfig, progress: bool = True) -> dict[str, list[data.Tile]]:
-    """Scenes of ``cfg.data.source`` cut into tiles and split 6:2:2 by scene.
-
-    Training tiles are cut every ``data.tile_stride`` pixels (overlap is augmentation);
-    validation and test tiles every tile size, the last ones padded past the scene's edge
-    (ignored pixels), so that no pixel is scored twice.
-    """
-    d = cfg.data
-    scenes = scenes_of(cfg, progress)
-    train = data.split_by_scene(data.tile_scenes(scenes, d.tile_size, d.tile_stride), d.split, d.split_seed)
-    scored = data.split_by_scene(data.tile_scenes(scenes, d.tile_size, pad_edges=True), d.split, d.split_seed)
-    return {"train": train["train"], "val": scored["val"], "test": scored["test"]}
-
-
-def build_loaders(cfg: RunConfig, splits: dict[str, list[data.Tile]], ranks: Ranks = Ranks()) -> dict[str, DataLoader]:
-    """Training loader (augmented, shuffled, its own generator) and validation / test loaders.
-
-    Inputs are normalized per band with ImageNet's statistics for RGB (``data.bands`` 3),
-    otherwise with the training split's (:func:`mrife.data.dataset.band_statistics`);
-    ``loaders["train"].dataset.mean`` and ``.std`` hold them. Among several processes
-    (``ranks``), each loads its share of every training batch and of the scored tiles.
-    """
-    loaders, normalization = {}, {}
-    for name in ("train", "val", "test"):
-        train = name == "train"
-        dataset = data.TileDataset(
-            splits[name], cfg.data.input_size, equalize=cfg.data.equalize,
-            augment=train and cfg.data.augment, seed=cfg.seed, **normalization,
-        )
-        if train and cfg.data.bands != 3:
-            dataset.mean, dataset.std = data.band_statistics(dataset)
-        normalization = {"mean": dataset.mean, "std": dataset.std}
-        if train and ranks.world > 1:  # one process's batches, each cut into the ranks' shares
-            generator = torch.Generator()
-            batches = BatchSampler(RandomSampler(dataset, generator=generator), cfg.train.batch_size, drop_last=True)
-            loaders[name] = DataLoader(dataset, batch_sampler=RankBatches(batches, ranks),
-                                       num_workers=cfg.train.workers, generator=generator)
-            continue
-        if ranks.world > 1:
-            dataset = Subset(dataset, range(ranks.rank, len(dataset), ranks.world))
-        loaders[name] = DataLoader(
-            dataset, batch_size=cfg.train.batch_size, shuffle=train, drop_last=train,
-            num_workers=cfg.train.workers, generator=torch.Generator() if train else None,
-        )
-    if len(loaders["train"]) == 0:
-        raise ValueError(
-            f"the training split has {len(loaders['train'].dataset)} tiles, fewer than one batch "
-            f"of {cfg.train.batch_size}: lower train.batch_size or use more scenes"
-        )
-    return loaders
-
-
-# ---------------------------------------------------------------- optimizer and evaluation
+# ---------------------------------------------------------------- optimizer, model and processes
 def build_optimizer(cfg: RunConfig, model: SegmentationModel, steps_per_epoch: int):
     """The paper's SGD and a poly learning-rate schedule precomputed over every step."""
     t = cfg.train
@@ -107,87 +40,6 @@ def build_optimizer(cfg: RunConfig, model: SegmentationModel, steps_per_epoch: i
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: (1 - min(step, total - 1) / total) ** t.lr_power)
     return optimizer, schedule
-
-
-@torch.no_grad()
-def evaluate(model, loader: DataLoader, compute: Compute | None = None, progress: bool = False) -> dict[str, float]:
-    """Metrics of ``model`` (eval mode) pooled over every pixel of ``loader``.
-
-    ``compute`` gives the device and precision (default: fp32 on the model's device).
-    """
-    compute = compute or Compute(next(model.parameters()).device)
-    model.eval()
-    cm = ConfusionMatrix()
-    for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
-        images, masks = compute.inputs(batch)
-        with compute.autocast():
-            logits = model(images)
-        cm.update(logits, masks)
-    return cm.compute()
-
-
-@torch.no_grad()
-def confusion_by_scene(model, loader: DataLoader, compute: Compute | None = None,
-                       scores: ScoreHistogram | None = None) -> dict[str, ConfusionMatrix]:
-    """One confusion matrix per scene of ``loader`` (``model`` in eval mode).
-
-    Pooling them gives :func:`evaluate`'s numbers; kept apart, they let
-    :func:`mrife.metrics.scene_bootstrap` resample the scenes. ``fit`` writes them to a
-    finished run's ``test_confusions.json``. ``scores``, when given, also receives every
-    pixel's landslide probability (for the threshold-free average precision).
-    """
-    compute = compute or Compute(next(model.parameters()).device)
-    model.eval()
-    per_scene: dict[str, ConfusionMatrix] = {}
-    for batch in loader:
-        images, _ = compute.inputs(batch)
-        with compute.autocast():
-            logits = model(images)
-        pred = logits.argmax(1).cpu()  # [B, H, W]
-        if scores is not None:
-            scores.update(logits, batch["mask"])
-        for i, scene in enumerate(batch["scene"]):
-            per_scene.setdefault(scene, ConfusionMatrix()).update(pred[i], batch["mask"][i])
-    return per_scene
-
-
-def scored_confusions(model, loader: DataLoader, compute: Compute, ranks: Ranks = Ranks()) -> dict[str, ConfusionMatrix]:
-    """:func:`confusion_by_scene` over the tiles of every rank (each scores its share)."""
-    return _gathered(ranks, confusion_by_scene(model, loader, compute))
-
-
-def validate(model, loader: DataLoader, compute: Compute, ranks: Ranks = Ranks()) -> dict[str, float]:
-    """The metrics of :func:`evaluate`, pooled over every rank's tiles, and ``AP``: the
-    average precision of the landslide probability (threshold-free; NaN when the tiles
-    hold no landslide pixel)."""
-    scores = ScoreHistogram()
-    per_scene = confusion_by_scene(model, loader, compute, scores)
-    merged = ScoreHistogram()
-    for part in ranks.gather_objects(scores):
-        merged.merge(part)
-    return ConfusionMatrix.pooled(_gathered(ranks, per_scene).values()).compute() | {"AP": merged.average_precision()}
-
-
-def _gathered(ranks: Ranks, per_scene: dict[str, ConfusionMatrix]) -> dict[str, ConfusionMatrix]:
-    """Every rank's per-scene matrices, a scene's parts added together."""
-    merged: dict[str, ConfusionMatrix] = {}
-    for part in ranks.gather_objects(per_scene):
-        for scene, cm in part.items():
-            merged[scene] = ConfusionMatrix.pooled([merged[scene], cm]) if scene in merged else cm
-    return merged
-
-
-def ablation_metrics(model: SegmentationModel, loader: DataLoader, compute: Compute,
-                     ranks: Ranks = Ranks()) -> dict[str, float]:
-    """``{"<ablation>_<metric>": value}``: the pooled pixel metrics of ``model`` inside
-    each of its :meth:`~mrife.models.SegmentationModel.test_ablations` (MRIFE:
-    ``enhancement_off_lIoU``, ...); empty for a model that names none."""
-    out = {}
-    for name, switched_off in model.test_ablations().items():
-        with switched_off:
-            metrics = ConfusionMatrix.pooled(scored_confusions(model, loader, compute, ranks).values()).compute()
-        out |= {f"{name}_{metric}": value for metric, value in metrics.items()}
-    return out
 
 
 class TrainingLosses(nn.Module):
@@ -220,7 +72,38 @@ def distribute(model: SegmentationModel, cfg: RunConfig, compute: Compute, ranks
     return DistributedDataParallel(TrainingLosses(model), device_ids=[compute.device.index] if compute.device.type == "cuda" else None)
 
 
+def build_training(cfg: RunConfig, steps_per_epoch: int, compute: Compute, ranks: Ranks = Ranks()):
+    """The model of ``cfg`` (drawn with ``cfg.seed``) on the configured device, what computes
+    its training steps' losses (:func:`distribute`), and ``(optimizer, schedule, scaler)``."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(compute.device, memory_format=compute.memory_format)
+    step_losses = distribute(model, cfg, compute, ranks)
+    optimizer, schedule = build_optimizer(cfg, model, steps_per_epoch)
+    return model, step_losses, (optimizer, schedule, compute.grad_scaler())
+
+
 # ---------------------------------------------------------------- the loop
+def open_run(cfg: RunConfig, root: str | Path, force: bool) -> tuple[Path, Compute, Ranks]:
+    """The run directory of ``cfg`` under ``root``, this process's compute, and the
+    processes that train the run together (:func:`mrife.distributed.join`).
+
+    ``force`` deletes the directory first. Unless the run is finished, rank 0 makes the
+    directory, deletes what a killed try left half written and writes ``config.yaml``.
+    """
+    run = run_dir_for(cfg, root)
+    compute = Compute.from_config(cfg.train)
+    ranks = join(compute.device)
+    compute = compute.on_rank(ranks.local_rank)
+    if ranks.main and force and run.exists():
+        shutil.rmtree(run)
+    ranks.barrier()
+    if ranks.main and not is_finished(run):
+        run.mkdir(parents=True, exist_ok=True)
+        remove_partial_writes(run)  # a try killed mid-write
+        save_yaml(cfg, run / "config.yaml")
+    return run, compute, ranks
+
+
 def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force: bool = False) -> Path:
     """Train ``cfg`` into its run directory under ``root``; resume or skip if it exists.
 
@@ -230,31 +113,18 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force:
     torchrun, the processes train the run together (:mod:`mrife.distributed`); rank 0
     writes it.
     """
-    run = run_dir_for(cfg, root)
-    compute = Compute.from_config(cfg.train)
-    ranks = join(compute.device)
-    compute = compute.on_rank(ranks.local_rank)
-    progress = progress and ranks.main
-    if ranks.main and force and run.exists():
-        shutil.rmtree(run)
-    ranks.barrier()
+    # The run directory, and the processes that train it together
+    run, compute, ranks = open_run(cfg, root, force)
     if is_finished(run):
         return run
-    if ranks.main:
-        run.mkdir(parents=True, exist_ok=True)
-        remove_partial_writes(run)  # a try killed mid-write
-        save_yaml(cfg, run / "config.yaml")
+    progress = progress and ranks.main
     started = time.perf_counter()
 
     # Data
     loaders = build_loaders(cfg, build_splits(cfg, progress), ranks)
 
     # Model, optimizer and schedule on the configured device; then what an interrupted run had done
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg).to(compute.device, memory_format=compute.memory_format)
-    step_losses = distribute(model, cfg, compute, ranks)
-    optimizer, schedule = build_optimizer(cfg, model, len(loaders["train"]))
-    scaler = compute.grad_scaler()
+    model, step_losses, (optimizer, schedule, scaler) = build_training(cfg, len(loaders["train"]), compute, ranks)
     state = resume(run, model, optimizer, schedule, scaler, compute.device)
     if state["history"] and ranks.main:  # a kill can fall between the last epoch's last.pt and its history.json
         write_json(run / "history.json", state["history"])
@@ -280,18 +150,28 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force:
     ranks.barrier()  # best.pt is written
 
     # Test the best-validation checkpoint, whole and with each part the model names switched off
+    test_and_write(run, cfg, model, loaders, compute, ranks, started, state["tries"])
+    return run
+
+
+def test_and_write(run: Path, cfg: RunConfig, model: SegmentationModel, loaders: dict[str, DataLoader],
+                   compute: Compute, ranks: Ranks, started: float, tries: list) -> None:
+    """Score the best-validation checkpoint on the test split, whole and with each part the
+    model names switched off; then rank 0 finishes the run: ``test_confusions.json``,
+    ``normalization.json``, ``provenance.json`` (the wall time since ``started``, every
+    try's code version), ``test_metrics.json`` (the mark of a finished run), and
+    ``last.pt`` deleted."""
     model.load_state_dict(load_checkpoint(run / "best.pt", compute.device))
     per_scene = scored_confusions(model, loaders["test"], compute, ranks)
     ablated = ablation_metrics(model, loaders["test"], compute, ranks)
     if not ranks.main:
-        return run
+        return
     test = ConfusionMatrix.pooled(per_scene.values()).compute() | ablated | model.test_metrics(loaders["test"])
     write_json(run / "test_confusions.json", {scene: cm.counts for scene, cm in per_scene.items()})
     write_json(run / "normalization.json", {"mean": loaders["train"].dataset.mean, "std": loaders["train"].dataset.std})
-    write_json(run / "provenance.json", provenance(cfg, compute, time.perf_counter() - started, state["tries"], ranks))
+    write_json(run / "provenance.json", provenance(cfg, compute, time.perf_counter() - started, tries, ranks))
     write_json(run / "test_metrics.json", test)
     (run / "last.pt").unlink(missing_ok=True)
-    return run
 
 
 def expected_time(cfg: RunConfig, folder: Path, epochs: int) -> str:
@@ -318,9 +198,7 @@ def dry_run(cfg: RunConfig, steps: int = 2, progress: bool = True) -> dict:
     """
     loaders = build_loaders(cfg, build_splits(cfg, progress))
     compute = Compute.from_config(cfg.train)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg).to(compute.device, memory_format=compute.memory_format)
-    optimization = (*build_optimizer(cfg, model, len(loaders["train"])), compute.grad_scaler())
+    model, _, optimization = build_training(cfg, len(loaders["train"]), compute)
     draws = torch.Generator()
     seed_epoch(cfg.seed, 0, loaders["train"], draws)
     model.train()

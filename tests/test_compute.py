@@ -6,9 +6,9 @@ import torch
 
 from mrife.compute import Compute, native_bf16, resolve_device, resolve_precision
 from mrife.config import load_profile
+from mrife.loaders import build_loaders, build_splits
 from mrife.models import build_model
 from mrife.models.mrife import GRADIENT_SHARE_EVERY
-from mrife.train import build_loaders, build_splits
 
 
 @pytest.fixture(scope="module")

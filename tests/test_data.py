@@ -27,7 +27,7 @@ from mrife.data.sichuan import MIRROR_ENV, registry
 from mrife.config import load_profile
 from mrife.data.transforms import MEAN, STD, equalize, joint_flip_rot, pad_and_resize
 from mrife.labels import IGNORE
-from mrife.train import build_splits
+from mrife.loaders import build_splits
 
 # the real set lives beside the project (../shared/data), or where MRIFE_DATA_MIRROR says
 MIRROR = Path(os.environ.get(MIRROR_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")

@@ -103,8 +103,9 @@ import json, sys, torch
 from mrife.compute import Compute
 from mrife.config import load_profile
 from mrife.distributed import join
+from mrife.loaders import build_loaders, build_splits
 from mrife.models import build_model
-from mrife.train import build_loaders, build_optimizer, build_splits, distribute, seed_epoch, train_step
+from mrife.train import build_optimizer, distribute, seed_epoch, train_step
 
 cfg = load_profile("smoke", sys.argv[2:])
 compute = Compute.from_config(cfg.train)

@@ -168,7 +168,8 @@ def test_a_claimed_run_is_left_to_the_process_that_holds_it(tmp_path, capsys):
             assert path.exists() == (expected == "respected"), "a respected claim is not removed"
         assert not list(path.parent.glob(".claim-*")), "no temporary claim is left behind"
 
-        from mrife.reproduce import experiment_config, reproduce
+        from mrife.experiments import experiment_config
+        from mrife.reproduce import reproduce
         run = run_dir_for(experiment_config("smoke", "segbranch", seed=0), tmp_path / "smoke")
         (tmp_path / "smoke" / f".{run.name}.claim").write_text(
             json.dumps({"host": runs_module.socket.gethostname(), "pid": other.pid}))

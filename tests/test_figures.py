@@ -71,7 +71,7 @@ def test_tile_batch_refuses_tiles_of_other_data():
 
 def test_drawn_takes_the_lowest_seed_with_figure_data(tmp_path, monkeypatch, capsys):
     from mrife import config
-    from mrife.reproduce import drawn
+    from mrife.results import drawn
 
     monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
     runs = reproduce("smoke", tmp_path, ["segbranch"], progress=False, seeds=[0, 1])["segbranch"]

@@ -9,7 +9,7 @@ import pytest
 from mrife.findings import (epoch_table, format_table, leaders, read_choice, read_curve,
                             read_differences, read_heat, read_seeds, verdict, verdict_table)
 from mrife.findings import Glue, count_words, verdict_counts
-from mrife.reproduce import compare
+from mrife.tables import compare
 
 PAPER = {"Baseline": {"lIoU": 0.3381, "F1": 0.5054}, "Other": {"lIoU": 0.1, "F1": 0.2}}
 
@@ -185,7 +185,7 @@ def test_read_seeds_names_each_seed_that_never_learned():
 
 
 def _seed_table(rows):
-    """A :func:`mrife.reproduce.seed_table` from ``(model, seed, best val, test, first epoch or None)``."""
+    """A :func:`mrife.tables.seed_table` from ``(model, seed, best val, test, first epoch or None)``."""
     index = pd.MultiIndex.from_tuples([(m, s) for m, s, *_ in rows], names=["model", "seed"])
     return pd.DataFrame({"best val lIoU": [r[2] for r in rows], "test lIoU": [r[3] for r in rows],
                          "learned": [r[4] is not None for r in rows],

@@ -15,13 +15,15 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = [
     {"labels", "distributed", "paper", "progress"},
     {"config", "compute", "data", "findings", "maps", "masking", "metrics", "kernels"},
-    {"losses"},
+    {"losses", "loaders"},
     {"models"},
-    {"runs"},
+    {"runs", "evaluation"},
     {"train"},
     {"cam", "plots", "predict"},
     {"figures"},
-    {"reproduce"},
+    {"experiments"},
+    {"results"},
+    {"reproduce", "tables"},
     {"cli"},
     {"__init__", "__main__"},
 ]

@@ -14,14 +14,17 @@ from mrife import paper
 from mrife.cli import main
 from mrife.config import load_profile, save_yaml
 from mrife.data import TileDataset
+from mrife.evaluation import confusion_by_scene
+from mrife.experiments import (CANDIDATES, CHOICES, EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS,
+                               experiment_config, seeds_for)
 from mrife.findings import claim_words, verdict_table
+from mrife.loaders import build_splits
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
-from mrife.reproduce import (CHOICES, EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS, check, choice_table, compare,
-                             experiment_config, finished, plan, reproduce, result, results, scene_confusions, seed_scene_confusions,
-                             run_times, seed_bootstrap, seed_pairing, seed_table, seeds_for, sizing_runs,
-                             verdicts)
+from mrife.reproduce import check, plan, reproduce
+from mrife.results import finished, result, results, run_times, scene_confusions, seed_scene_confusions, sizing_runs
 from mrife.runs import changed_tree, epoch_seconds, load_run, run_dir_for
-from mrife.train import build_splits, confusion_by_scene, expected_time, fit
+from mrife.tables import choice_table, compare, seed_bootstrap, seed_pairing, seed_table, verdicts
+from mrife.train import expected_time, fit
 
 TINY = ["data.synthetic_scenes=4", "data.synthetic_size=64", "data.tile_size=64", "data.input_size=32",
         "train.batch_size=2", "train.epochs=1"]
@@ -276,21 +279,20 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
 
 def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
     from mrife import config
-    from mrife import reproduce as reproduce_module
 
-    assert all(c in EXPERIMENTS or c in reproduce_module.CANDIDATES
-               for cs in reproduce_module.CHOICES.values() for c in cs), "every candidate must be runnable"
+    assert all(c in EXPERIMENTS or c in CANDIDATES
+               for cs in CHOICES.values() for c in cs), "every candidate must be runnable"
     monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
-    monkeypatch.setitem(reproduce_module.CHOICES, "toy", ("segbranch", "segbranch-lr"))
-    monkeypatch.setitem(reproduce_module.CANDIDATES, "segbranch-lr", ["model.name=segbranch", "train.lr=0.05"])
-    table = reproduce_module.choice_table("smoke", "toy", root=tmp_path)
+    monkeypatch.setitem(CHOICES, "toy", ("segbranch", "segbranch-lr"))
+    monkeypatch.setitem(CANDIDATES, "segbranch-lr", ["model.name=segbranch", "train.lr=0.05"])
+    table = choice_table("smoke", "toy", root=tmp_path)
     assert table["decision"].tolist() == ["not run", "not run"] and table["n"].tolist() == [0, 0]
     reproduce("smoke", tmp_path, ["segbranch", "segbranch-lr"], progress=False, seeds=[0, 1])
-    table = reproduce_module.choice_table("smoke", "toy", root=tmp_path)
+    table = choice_table("smoke", "toy", root=tmp_path)
     assert table["n"].tolist() == [2, 2], "both candidates over two seeds"
     assert table["decision"].str.startswith("leading; undecided").sum() == 1 and \
         not table["decision"].isin(["chosen", "kept: no clear winner"]).any(), "two seeds are too few to decide"
-    table = reproduce_module.choice_table("smoke", "toy", root=tmp_path, min_seeds=2)
+    table = choice_table("smoke", "toy", root=tmp_path, min_seeds=2)
     best_val = [max(r.history["val_lIoU"]) for r in results("smoke", "segbranch", root=tmp_path)]
     assert table.loc["segbranch", "val lIoU"] == pytest.approx(sum(best_val) / 2), "mean of the best val lIoU"
     assert "test" not in " ".join(table.columns), "a choice is judged without the test split"
@@ -350,7 +352,7 @@ def test_every_committed_run_of_the_book_ran_a_commit_of_this_repository():
 
 
 def test_the_leader_is_judged_against_the_default(monkeypatch):
-    from mrife import reproduce as reproduce_module
+    import mrife.results as results_module
 
     scores = {}
 
@@ -359,23 +361,23 @@ def test_the_leader_is_judged_against_the_default(monkeypatch):
             raise FileNotFoundError(name)
         return [SimpleNamespace(seed=s, best_val=v) for s, v in scores[name].items()]
 
-    monkeypatch.setattr(reproduce_module, "results", fake_results)
-    monkeypatch.setitem(reproduce_module.CHOICES, "toy", ("segbranch", "a", "b"))
-    monkeypatch.setitem(reproduce_module.CANDIDATES, "a", ["model.name=segbranch", "train.lr=0.05"])
-    monkeypatch.setitem(reproduce_module.CANDIDATES, "b", ["model.name=segbranch", "train.lr=0.1"])
+    monkeypatch.setattr(results_module, "results", fake_results)
+    monkeypatch.setitem(CHOICES, "toy", ("segbranch", "a", "b"))
+    monkeypatch.setitem(CANDIDATES, "a", ["model.name=segbranch", "train.lr=0.05"])
+    monkeypatch.setitem(CANDIDATES, "b", ["model.name=segbranch", "train.lr=0.1"])
     scores.update(segbranch={0: 0.10, 1: 0.12, 2: 0.11}, a={0: 0.40, 1: 0.41, 2: 0.42}, b={0: 0.39, 1: 0.41, 2: 0.40})
-    table = reproduce_module.choice_table("smoke", "toy")
+    table = choice_table("smoke", "toy")
     assert table["decision"].tolist() == ["", "chosen", ""], \
         f"two candidates far ahead of the default, within noise of each other: the leader is chosen\n{table}"
     scores["b"] = {0: 0.5, 1: 0.6}
-    table = reproduce_module.choice_table("smoke", "toy")
+    table = choice_table("smoke", "toy")
     assert table.loc["b", "decision"] == "leading; undecided below 3 seeds", "every candidate needs 3 seeds"
     scores.update(a={0: 0.10, 1: 0.13, 2: 0.12}, b={0: 0.05, 1: 0.15, 2: 0.1})
-    table = reproduce_module.choice_table("smoke", "toy")
+    table = choice_table("smoke", "toy")
     assert table.loc["a", "decision"] == "best, within seed noise" and \
         table.loc["segbranch", "decision"] == "kept: no clear winner"
     scores.update(segbranch={0: 0.5, 1: 0.5, 2: 0.5})
-    assert reproduce_module.choice_table("smoke", "toy").loc["segbranch", "decision"] == "kept: the default leads"
+    assert choice_table("smoke", "toy").loc["segbranch", "decision"] == "kept: the default leads"
 
 
 def test_two_reproductions_sharing_a_folder_keep_each_others_index(tmp_path, monkeypatch):

@@ -11,9 +11,10 @@ from mrife.cli import main
 from mrife.compute import Compute
 from mrife.config import load_profile
 import mrife.runs as runs_module
+from mrife.loaders import build_loaders, build_splits
 from mrife.models import build_model
 from mrife.runs import load_run
-from mrife.train import build_loaders, build_splits, fit
+from mrife.train import fit
 
 TINY = ["data.synthetic_scenes=6", "data.synthetic_size=64", "data.tile_size=64", "data.input_size=32",
         "train.batch_size=2", "train.epochs=2"]

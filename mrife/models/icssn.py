@@ -50,7 +50,7 @@ What the description leaves open, and what this re-implementation chose:
   5 and 15: every profile, even the ~14-step smoke run, visits both phases, and the
   segmentation network, whose output is tested, gets three quarters of the steps).
   The book's ``icssn`` experiment runs 2 and 18, chosen on the validation split over 3
-  seeds against these first values (``mrife.reproduce.CHOICES["icssn"]``).
+  seeds against these first values (``mrife.experiments.CHOICES["icssn"]``).
   One optimizer and LR schedule for both phases; a phase leaves the other network's
   head untouched.
 - Test time: segmentation logits ``decoder(encoder(x))``; the classification result
