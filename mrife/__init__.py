@@ -8,6 +8,8 @@ The names a notebook needs::
     cfg, model = mrife.load_run(run)           # the best checkpoint, eval mode
 
     probability = mrife.predict.predict(run, "scene.tif")  # float32 [H, W]
+    runs = mrife.results("cpu", "mrife")       # the committed runs of an experiment, seed by seed
+    mrife.verdicts("cpu", mrife.paper.CLAIMS)  # each claim of the paper against our runs
 
 and the pieces: ``mrife.data``, ``mrife.BlockMasker``, ``mrife.build_model``,
 ``mrife.joint_loss``, ``mrife.ConfusionMatrix``.
@@ -57,7 +59,9 @@ _EXPORTS = {
     "mrife.masking": ("BlockMasker", "classify_blocks"),
     "mrife.metrics": ("ConfusionMatrix",),
     "mrife.models": ("MODEL_NAMES", "build_model"),
+    "mrife.results": ("finished", "results"),
     "mrife.runs": ("load_run",),
+    "mrife.tables": ("verdicts",),
     "mrife.train": ("fit",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -339,16 +339,16 @@ def _and(items: list[str]) -> str:
 
 
 class Glue:
-    """myst-nb's ``glue`` that keeps what it glued, to show it again as a table.
+    """myst-nb's ``glue`` that keeps what it glued, to show it again as a list.
 
     The repository host's notebook view renders no glue role, so a chapter whose prose
-    states glued numbers ends its glue cell with :meth:`table`: the same values, never
+    states glued numbers ends its glue cell with :meth:`listing`: the same values, never
     typed, readable where the notebook is read unrendered (the cell is tagged
     ``remove-cell``: in the rendered book the prose holds them)::
 
         glue = Glue()
         glue("t3-focus", "0.3090 ± 0.0727", display=False)
-        glue.table()
+        glue.listing()
     """
 
     def __init__(self):
@@ -358,9 +358,15 @@ class Glue:
         from myst_nb import glue  # the book's renderer: installed with the book, not needed by the library
 
         glue(key, value, display=display)
-        self.values[key] = value
+        self.values[key] = str(value)
 
-    def table(self) -> pd.DataFrame:
-        """Key -> the text glued under it, in the order glued."""
-        return pd.DataFrame({"value": [str(v) for v in self.values.values()]},
-                            index=pd.Index(list(self.values), name="glued as"))
+    def listing(self) -> Listing:
+        """Key -> the text glued under it, in the order glued; shown as a Markdown list."""
+        return Listing(self.values)
+
+
+class Listing(dict):
+    """A mapping that a notebook shows as a Markdown list, one ``key: value`` a line."""
+
+    def _repr_markdown_(self) -> str:
+        return "\n".join(f"- `{key}`: {value}" for key, value in self.items())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def _add_figures(run: Path, label: str) -> None:
 
 
 def plan(profile: str, seconds: dict[str, float], root: str | Path | None = None, experiments=None,
-         seeds=None) -> pd.DataFrame:
+         seeds=None, missing_only: bool = True) -> pd.DataFrame:
     """The runs ``mrife reproduce --profile profile`` would still train, in its order (seed
     by seed), and the time each is expected to take.
 
@@ -122,11 +123,12 @@ def plan(profile: str, seconds: dict[str, float], root: str | Path | None = None
         seconds: model name -> seconds of one training epoch (e.g. :func:`mrife.runs.epoch_seconds` of
             earlier runs at the same geometry, on the machine that will train).
         experiments, seeds: as for :func:`reproduce` (default: the profile's).
+        missing_only: leave out the finished runs (``False``: every run of the profile).
 
     Returns:
-        A DataFrame with one row per missing run: ``experiment``, ``seed``, ``model``,
+        A DataFrame with one row per run: ``experiment``, ``seed``, ``model``,
         ``epochs`` and ``expected (s)`` (epochs x the model's epoch seconds; NaN for a model
-        ``seconds`` does not have). A finished run has no row.
+        ``seconds`` does not have).
     """
     names = list(experiments or PROFILE_EXPERIMENTS.get(profile, EXPERIMENTS))
     wanted = {name: tuple(seeds) if seeds is not None else seeds_for(profile, name) for name in names}
@@ -134,10 +136,31 @@ def plan(profile: str, seconds: dict[str, float], root: str | Path | None = None
     for seed in sorted({s for planned in wanted.values() for s in planned}):
         for name in names:
             cfg = experiment_config(profile, name, seed=seed)
-            if seed in wanted[name] and not is_finished(run_dir_for(cfg, Path(root or results_root()) / profile)):
+            done = missing_only and is_finished(run_dir_for(cfg, Path(root or results_root()) / profile))
+            if seed in wanted[name] and not done:
                 rows.append({"experiment": name, "seed": seed, "model": cfg.model.name, "epochs": cfg.train.epochs,
                              "expected (s)": cfg.train.epochs * seconds.get(cfg.model.name, np.nan)})
     return pd.DataFrame(rows, columns=["experiment", "seed", "model", "epochs", "expected (s)"])
+
+
+def epochs_within(profile: str, seconds: dict[str, float], epochs: int, hours: float,
+                  experiments=None) -> tuple[int, float]:
+    """The epoch count of ``profile`` within a budget of machine time, and the hours at it.
+
+    ``epochs`` (what the plateau rule read) if every run of the profile (each experiment
+    at its seeds, finished or not; :func:`plan`), trained one after another at ``seconds``
+    an epoch by model, takes about ``hours`` or less (to the hour: under ``hours`` + 0.5,
+    since the epoch times are those of other runs); otherwise the largest count that does.
+
+    Raises:
+        ValueError: a model of the runs has no epoch time in ``seconds``.
+    """
+    every = plan(profile, seconds, experiments=experiments, missing_only=False)
+    per_epoch = (every["expected (s)"] / every["epochs"]).sum(skipna=False)  # seconds of one epoch of every run
+    if np.isnan(per_epoch):
+        raise ValueError(f"no epoch time for {sorted(set(every.loc[every['expected (s)'].isna(), 'model']))}")
+    fitted = min(epochs, math.ceil((hours + 0.5) * 3600 / per_epoch) - 1)
+    return fitted, fitted * per_epoch / 3600
 
 
 SPREAD = 2.0  # --check: a retrained run is within the committed seeds' spread inside mean ± SPREAD sd

@@ -246,6 +246,6 @@ def test_glue_keeps_what_it_glued_to_show_it_where_glue_roles_do_not_render(caps
     glue = Glue()
     glue("t3-focus", "0.3090 ± 0.0727", display=False)
     glue("t3-seeds", 5, display=False)
-    table = glue.table()
-    assert table.index.tolist() == ["t3-focus", "t3-seeds"], "in the order glued"
-    assert table["value"].tolist() == ["0.3090 ± 0.0727", "5"]
+    listing = glue.listing()
+    assert list(listing.items()) == [("t3-focus", "0.3090 ± 0.0727"), ("t3-seeds", "5")], "in the order glued"
+    assert listing._repr_markdown_() == "- `t3-focus`: 0.3090 ± 0.0727\n- `t3-seeds`: 5"

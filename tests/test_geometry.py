@@ -44,9 +44,10 @@ def test_the_scaled_rates_round_as_documented():
         aspp_rates_for(0)
 
 
+@pytest.mark.parametrize("profile", ["cpu-sizing", "cpu-plateau"])
 @pytest.mark.parametrize("name", MODELS)
-def test_at_the_sizing_profile_every_atrous_branch_reads_inside_the_map_as_the_papers_does(name):
-    cfg = load_profile("cpu-sizing", [f"model.name={name}"])
+def test_at_the_plateau_geometry_every_atrous_branch_reads_inside_the_map_as_the_papers_does(name, profile):
+    cfg = load_profile(profile, [f"model.name={name}"])
     side = cfg.data.input_size // cfg.model.output_stride  # 12 feature points
     paper_side = 512 // 8
     for rates in atrous_rates(build_model(cfg)):
@@ -79,6 +80,7 @@ def test_the_paper_profile_keeps_deeplabs_rates(stride, rates):
         assert atrous_rates(build_model(cfg)) == [rates], f"{name} at output stride {stride}"
 
 
+@pytest.mark.audit
 def test_the_field_leaves_the_committed_runs_names_alone():
     """``model.aspp_rates`` at the paper's value is left out of the hash (the code computed
     that before the field existed), so every committed run keeps its folder."""

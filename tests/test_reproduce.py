@@ -15,12 +15,12 @@ from mrife.cli import main
 from mrife.config import load_profile, save_yaml
 from mrife.data import TileDataset
 from mrife.evaluation import confusion_by_scene
-from mrife.experiments import (CANDIDATES, CHOICES, EXPERIMENTS, SEEDS, TABLE_EXPERIMENTS, TABLE_SEEDS,
-                               experiment_config, seeds_for)
-from mrife.findings import claim_words, verdict_table
+from mrife.experiments import (CANDIDATES, CHOICES, EXPERIMENTS, PROFILE_EXPERIMENTS, REPRODUCTION_HOURS, SEEDS,
+                               TABLE_EXPERIMENTS, TABLE_SEEDS, experiment_config, seeds_for)
+from mrife.findings import claim_words, plateau_epoch, verdict_table
 from mrife.loaders import build_splits
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
-from mrife.reproduce import check, plan, reproduce
+from mrife.reproduce import check, epochs_within, plan, reproduce
 from mrife.results import finished, result, results, run_times, scene_confusions, seed_scene_confusions, sizing_runs
 from mrife.runs import changed_tree, epoch_seconds, load_run, run_dir_for
 from mrife.tables import choice_table, compare, seed_bootstrap, seed_pairing, seed_table, verdicts
@@ -83,6 +83,16 @@ def test_plan_lists_the_runs_still_missing_with_their_expected_time(tmp_path):
     assert "after the first" in expected_time(experiment_config("cpu-sizing", "segbranch"), tmp_path / "cpu-sizing", 3)
     unknown = plan("cpu-sizing", {}, root=tmp_path, experiments=["segbranch"], seeds=[3])
     assert len(unknown) == 1 and math.isnan(unknown["expected (s)"].iloc[0]), "no measured epoch: no guess"
+
+
+def test_the_epoch_count_within_a_budget_counts_every_run_finished_or_not(tmp_path):
+    seconds = {"deeplabv3plus": 10.0, "segbranch": 20.0, "mrife": 40.0}  # 2 seeds each: 140 s an epoch of all
+    assert epochs_within("cpu-sizing", seconds, 30, hours=24) == (30, pytest.approx(30 * 140 / 3600)), \
+        "within the budget: the rule's epochs"
+    assert epochs_within("cpu-sizing", seconds, 60, hours=1) == (38, pytest.approx(38 * 140 / 3600)), \
+        "over it: the largest count whose time rounds to the budget's hour (38 x 140 s = 1.48 h; 39: 1.52 h)"
+    with pytest.raises(ValueError, match="mrife"):
+        epochs_within("cpu-sizing", {"deeplabv3plus": 10.0, "segbranch": 20.0}, 30, hours=24)
 
 
 def test_reproduce_plan_prints_the_missing_runs_and_trains_nothing(tmp_path, capsys):
@@ -313,6 +323,7 @@ def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
 COMMITTED = Path(__file__).resolve().parents[1] / "results"
 
 
+@pytest.mark.audit
 @pytest.mark.parametrize("choice", list(CHOICES))
 def test_the_experiments_run_what_the_committed_choice_decided(choice):
     from mrife.config import config_hash
@@ -334,21 +345,42 @@ def _git(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=COMMITTED.parent, capture_output=True, text=True)
 
 
-def test_every_committed_run_of_the_book_ran_a_commit_of_this_repository():
+def committed_provenances() -> list[Path]:
     """The runs behind the tables, the open choices (``results/cpu``) and the epoch counts
-    (``results/sizing``, ``results/cpu-sizing``) each name the commit they were trained from, with no tracked file
-    changed, and that commit is in this repository's history (where the history is there:
-    a shallow clone or an unpacked archive checks the first half only)."""
+    (``results/sizing``, ``results/cpu-sizing``)."""
     provenances = sorted(p for folder in ("cpu", "sizing", "cpu-sizing")
                          for p in (COMMITTED / folder).glob("*/provenance.json"))
     assert len(provenances) >= 43 + 2, f"the committed runs are missing under {COMMITTED}"
+    return provenances
+
+
+@pytest.mark.audit
+def test_every_committed_run_of_the_book_ran_from_a_clean_tree():
+    provenances = committed_provenances()
     changed = {p.parent.name: changed_tree(p.parent) for p in provenances if changed_tree(p.parent)}
     assert not changed, f"runs trained from code no commit holds (train them again with --force): {changed}"
+
+
+@pytest.mark.audit
+def test_every_committed_run_of_the_book_ran_a_commit_of_this_repository():
     if _git("rev-parse", "--is-shallow-repository").stdout.strip() != "false":
-        return
-    commits = {json.loads(p.read_text())["git_commit"] for p in provenances}
+        pytest.skip("a shallow clone or an unpacked archive: the commits' history is not here to check")
+    commits = {json.loads(p.read_text())["git_commit"] for p in committed_provenances()}
     unknown = [c for c in sorted(commits) if _git("merge-base", "--is-ancestor", c, "HEAD").returncode != 0]
     assert not unknown, f"runs name commits that are not in this repository's history: {unknown}"
+
+
+@pytest.mark.audit
+def test_the_plateau_profile_trains_the_epochs_its_sizing_runs_read():
+    """Chapter 5's reading: the epoch count where every sizing model's curve levels off, by
+    the rule written before the runs, within the reproduction's budget."""
+    sizing = {name: [res.history for res in results("cpu-sizing", name, root=COMMITTED)]
+              for name in PROFILE_EXPERIMENTS["cpu-sizing"]}
+    assert all(len(h) == len(SEEDS["cpu-sizing"]) for h in sizing.values()), "every sizing run is committed"
+    read = plateau_epoch(sizing).attrs["epochs"]
+    epochs, hours = epochs_within("cpu-plateau", epoch_seconds(COMMITTED / "cpu"), read, REPRODUCTION_HOURS)
+    assert load_profile("cpu-plateau").train.epochs == epochs, f"the rule read {read}, the budget allows {epochs}"
+    assert round(hours) <= REPRODUCTION_HOURS, f"{hours:.1f} h: about the budget, to the hour"
 
 
 def test_the_leader_is_judged_against_the_default(monkeypatch):
