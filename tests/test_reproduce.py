@@ -346,9 +346,9 @@ def _git(*args: str) -> subprocess.CompletedProcess:
 
 
 def committed_provenances() -> list[Path]:
-    """The runs behind the tables, the open choices (``results/cpu``) and the epoch counts
-    (``results/sizing``, ``results/cpu-sizing``)."""
-    provenances = sorted(p for folder in ("cpu", "sizing", "cpu-sizing")
+    """The runs behind the tables, the open choices (``results/cpu``, ``results/cpu-plateau``)
+    and the epoch counts (``results/sizing``, ``results/cpu-sizing``)."""
+    provenances = sorted(p for folder in ("cpu", "sizing", "cpu-sizing", "cpu-plateau")
                          for p in (COMMITTED / folder).glob("*/provenance.json"))
     assert len(provenances) >= 43 + 2, f"the committed runs are missing under {COMMITTED}"
     return provenances
