@@ -3,6 +3,7 @@ no function of their own (the logic lives in the library, with tests), and the b
 enough to browse on the repository host."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,46 @@ def test_stored_progress_bars_keep_their_last_redraw_and_the_order_of_outputs():
     assert [(o.get("name"), o.get("text")) for o in collapsed] == \
         [("stderr", "bar 3/3\n"), ("stdout", "a\n"), (None, None), ("stdout", "b\n")]
     assert collapsed[2] is table, "a rich output stays between what was printed before and after it"
+
+
+# --- every number a chapter's prose states is glued from a run, or is a stated setting ---
+
+# A decimal or a percentage in prose (an integer is a count, a size or a setting; a
+# measured quantity is written with a decimal point or as a share).
+PROSE_NUMBER = re.compile(r"(?<![\w.`{-])(\d*\.\d+|\d+(?:\.\d+)?\s?%)(?![\w`}])")
+NOT_PROSE = [r"\{glue:\w+\}`[^`]*`", r"```.*?```", r"\$\$.*?\$\$", r"\$[^$\n]*\$", r"`[^`]*`", r"\]\([^)]*\)",
+             r"(?:Eqs?\.|Sec\.|Section|Figs?\.|arXiv|CC BY)\s*[\d.,\sIVX-]*\d"]  # glue, code, maths, links, references
+
+
+def _numbers(text: str, pattern: re.Pattern = PROSE_NUMBER) -> set[float]:
+    return {round(float(n.rstrip("% ")) / (100 if "%" in n else 1), 9) for n in pattern.findall(text)}
+
+
+def stated_settings() -> set[float]:
+    """Numbers prose may state without glue, each read from where it is defined: the
+    paper's tables and errata (:mod:`mrife.paper`), every setting of the paper's profile
+    and of the experiments' overrides, and the rules' thresholds."""
+    import mrife.paper
+    from mrife.config import load_profile, to_dict
+    from mrife.experiments import EXPERIMENTS, overrides_of
+    from mrife.findings import NOT_LEARNING, PLATEAU
+
+    paper = json.dumps([getattr(mrife.paper, t) for t in dir(mrife.paper) if t.isupper() and t != "CLAIMS"],
+                       default=str)
+    settings = [v for section in to_dict(load_profile("paper")).values() if isinstance(section, dict)
+                for v in section.values() if isinstance(v, float)]
+    overrides = " ".join(o.split("=", 1)[1] for e in EXPERIMENTS for o in overrides_of(e))
+    rules = [NOT_LEARNING, PLATEAU, 0.9, 0.1]  # 0.9: the intervals' level; 0.1 / 0.9: the block classes' shares
+    return _numbers(paper, re.compile(r"\d*\.\d+")) | _numbers(overrides) | {round(v, 9) for v in settings + rules}
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_number_the_prose_states_is_glued_or_a_stated_setting(path):
+    allowed, typed = stated_settings(), {}
+    for cell in cells(path, "markdown"):
+        prose = source(cell)
+        for pattern in NOT_PROSE:
+            prose = re.sub(pattern, "", prose, flags=re.S)
+        typed |= {cell.get("id"): sorted(_numbers(prose) - allowed)} if _numbers(prose) - allowed else {}
+    assert not typed, (f"{path.name}: numbers typed in prose (cell id: numbers) {typed}: glue each from the cell "
+                       "that computes it (mrife.findings.Glue), or state it where it is defined")
