@@ -19,7 +19,8 @@ package or from the layers below it (``tests/test_layers.py`` checks every impor
 
 0. ``labels``: the values a label mask holds (background, landslide, ignored),
    ``distributed``: the processes a run is shared among (torchrun), ``paper``: the
-   paper's numbers, and ``progress``: the progress bars of long work;
+   paper's numbers, ``progress``: the progress bars of long work, and ``claims``: the
+   rules the runs are read with (learned, plateau, verdict, open-choice decision);
 1. the leaves: ``config``, ``compute``, ``data``, ``findings`` (what the runs' tables
    say, in words), ``maps``, ``masking``, ``metrics`` and ``mrife.kernels`` (the SFCE
    kernel with the reference it is checked against);

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import sys
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("info", help="versions, devices, profiles and data availability")
 
     args = parser.parse_args(argv)
+    if getattr(args, "no_progress", False):  # no bar to say it beside: a run's log lines go to stdout
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     try:
         return {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce, "predict": _predict,
                 "info": _info}[args.command](args)

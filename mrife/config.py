@@ -190,11 +190,11 @@ PROFILES: dict[str, list[str]] = {
     # 96 px (aspp_rates_for) and trained 30 epochs, the poly schedule stretched over them;
     # DeepLabv3+, the segmentation branch and MRIFE, seeds 0 and 1 (mrife.experiments
     # PROFILE_EXPERIMENTS). Chapter 5 reads the epoch count where every one of them levels
-    # off with mrife.findings.plateau_epoch, a rule written before the runs were read.
+    # off with mrife.claims.plateau_epoch, a rule written before the runs were read.
     "cpu-sizing": [*_CPU_PAPER_GEOMETRY, "train.epochs=30"],
     # The plateau profile, to replace `cpu` once its runs are in: the same geometry,
     # trained for the epoch count chapter 5 reads from the cpu-sizing runs (results/
-    # cpu-sizing/) by mrife.findings.plateau_epoch, within the reproduction's budget
+    # cpu-sizing/) by mrife.claims.plateau_epoch, within the reproduction's budget
     # (mrife.reproduce.epochs_within; tests/test_reproduce.py holds the two together).
     "cpu-plateau": [*_CPU_PAPER_GEOMETRY, "train.epochs=27"],
     # The whole pipeline in seconds, on synthetic data: for CI and tests.

@@ -5,12 +5,13 @@ Everything here reads tables that :mod:`mrife.tables` builds from finished runs
 (``compare``, ``choice_table``, ``verdicts``) or runs' histories (:mod:`mrife.results`)
 and computes nothing from a checkpoint: :func:`format_table` (a table for display),
 :func:`epoch_table` and :func:`read_curve` (one run's training, epoch by epoch),
-:func:`leaders` (who leads each metric), :func:`read_differences` and :func:`verdict`
-(what an interval says of a difference), :func:`verdict_table` and :func:`claim_words`
+:func:`leaders` (who leads each metric), :func:`read_differences` (what an interval
+says of a difference), :func:`verdict_table` and :func:`claim_words`
 (the paper's claims beside ours, as a table and as words for a sentence),
 :func:`verdict_counts` and :func:`count_words` (how the verdicts add up for each kind of
 claim), :func:`read_heat` (where Grad-CAM maps are hottest), :func:`read_seeds` (which
-seeds never learned) and :func:`read_choice` (an open choice and its decision).
+seeds never learned) and :func:`read_choice` (an open choice and its decision). The
+rules these words report (thresholds, verdicts, decisions) are :mod:`mrife.claims`'.
 """
 
 from __future__ import annotations
@@ -19,15 +20,21 @@ import math
 
 import pandas as pd
 
-NOT_LEARNING = 0.05  # a best validation lIoU below this: the run never learned to find landslides
-PLATEAU = 0.01  # a curve's last third within this of its earlier best: it levels off
+from mrife.claims import NOT_LEARNING, PLATEAU, VERDICTS, Decision
+
 
 
 def format_table(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
-    """``table`` with every float written to ``digits`` decimals and an empty cell as "–"
-    (a :func:`mrife.tables.compare` table leaves the paper's missing values and a single
-    seed's sd empty); other cells unchanged."""
-    return table.map(lambda v: f"{v:.{digits}f}" if isinstance(v, float) else ("–" if v == "" else v))
+    """``table`` for display: every float written to ``digits`` decimals, a missing value
+    (NaN, or an empty text) as "–", other cells unchanged. In a
+    :func:`mrife.tables.compare` table, ours reads "not run" where no seed has run (n 0)."""
+    shown = table.map(lambda v: "–" if v == "" or (isinstance(v, float) and math.isnan(v))
+                      else f"{v:.{digits}f}" if isinstance(v, float) else v)
+    if isinstance(table.columns, pd.MultiIndex) and "n" in table.columns.get_level_values(-1):
+        for metric in table.columns.get_level_values(0).unique():
+            if (metric, "n") in table.columns and (metric, "ours") in table.columns:
+                shown.loc[table[(metric, "n")] == 0, (metric, "ours")] = "not run"
+    return shown
 
 
 def epoch_table(history: pd.DataFrame) -> pd.DataFrame:
@@ -65,41 +72,6 @@ def read_curve(label: str, history: pd.DataFrame) -> str:
     return line + f"; the last {n // 3} epochs add {gain:+.4f} to the best before them: the curve {reading}."
 
 
-def plateau_epoch(curves: dict[str, list[pd.DataFrame]], window: int = 3, within: float = PLATEAU) -> pd.DataFrame:
-    """Where each model's validation curve reaches its plateau, by the rule the plateau
-    profile's epoch count is read with (chapter 5 states it before the runs are read).
-
-    The rule: average the model's seeds' validation lIoU epoch by epoch, take the moving
-    average over ``window`` epochs (the epoch and the ones before it), and find the first
-    epoch at which it is within ``within`` of its maximum over the whole run. The profile's
-    epoch count is the latest of those epochs over the models (``attrs["epochs"]``): the
-    smallest E at which every model has reached its plateau.
-
-    Args:
-        curves: model -> the histories of its seeds (each with a ``val_lIoU`` column, one
-            row per epoch); seeds of unequal length are cut to the shortest.
-
-    Returns:
-        A DataFrame indexed by model: ``seeds``, ``epochs`` (read), ``plateau epoch`` (from
-        1), ``moving average at it`` and ``its maximum`` (lIoU in [0, 1]).
-    """
-    rows = {}
-    for model, histories in curves.items():
-        if not histories:
-            continue
-        n = min(len(h) for h in histories)
-        if n < window:
-            raise ValueError(f"{model}: {n} epochs, fewer than the moving average's {window}")
-        mean = pd.concat([h["val_lIoU"].iloc[:n].reset_index(drop=True) for h in histories], axis=1).mean(axis=1)
-        moving = mean.rolling(window).mean()  # NaN for the first window - 1 epochs
-        first = int(moving.index[moving >= moving.max() - within][0])
-        rows[model] = {"seeds": len(histories), "epochs": n, "plateau epoch": first + 1,
-                       "moving average at it": float(moving[first]), "its maximum": float(moving.max())}
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.attrs["epochs"] = int(table["plateau epoch"].max()) if rows else None
-    return table
-
-
 def leaders(table: pd.DataFrame) -> pd.DataFrame:
     """Which row of a :func:`mrife.tables.compare` table is best on each metric, in the
     paper and in ours.
@@ -121,7 +93,7 @@ def leaders(table: pd.DataFrame) -> pd.DataFrame:
         for source in ("paper", "ours"):
             recall = table[("recall", source)] if ("recall", source) in table.columns else None
             values = {row: v for row, v in table[(metric, source)].items()
-                      if isinstance(v, float) and not (recall is not None and recall[row] == 0)}
+                      if not math.isnan(v) and not (recall is not None and recall[row] == 0)}
             top = max(values.values(), default=None)
             winners = [row for row, v in values.items() if v == top]
             best[source] = ("–" if len(values) < 2 else winners[0] if len(winners) == 1
@@ -148,27 +120,6 @@ def read_differences(bootstrap: pd.DataFrame, metric: str, level: float = 0.9,
         lines.append(f"- {label}: {metric} {value:+.4f} ({level:.0%} interval {row['low']:+.4f} to "
                      f"{row['high']:+.4f}; ahead in {row['share > 0']:.0%} of the draws): {verdict}.")
     return "\n".join(lines)
-
-
-def verdict(low: float, high: float, paper_sign: float) -> str:
-    """What an interval of our difference says about a difference the paper reports.
-
-    ``paper_sign`` is the paper's difference (or just its sign). Returns "reproduced" when
-    the interval excludes 0 on the paper's side (``low > 0`` for a positive difference),
-    "reversed" when it excludes 0 on the other side, and "inconclusive" when it holds 0
-    (an end exactly at 0 holds it).
-
-    Raises:
-        ValueError: the paper's difference is 0 or NaN (no side to reproduce), an end of the
-            interval is NaN, or ``low > high``.
-    """
-    if not paper_sign or math.isnan(paper_sign):
-        raise ValueError(f"the paper's difference {paper_sign} has no sign: nothing to reproduce or reverse")
-    if math.isnan(low) or math.isnan(high) or low > high:
-        raise ValueError(f"({low}, {high}) is not an interval")
-    if low > 0 or high < 0:
-        return "reproduced" if (low > 0) == (paper_sign > 0) else "reversed"
-    return "inconclusive"
 
 
 def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -205,9 +156,6 @@ def claim_words(row: pd.Series) -> dict[str, str]:
     return {"focus": row["ours: focus"], "other": row["ours: other"], "difference": row["ours: difference"],
             "interval": row[interval], "seeds": row["seeds"], "paper": row["paper"], "verdict": row["verdict"],
             "isolates": row["isolates"]}
-
-
-VERDICTS = ("reproduced", "inconclusive", "reversed")  # what mrife.findings.verdict can say of a claim that ran
 
 
 def verdict_counts(table: pd.DataFrame) -> pd.DataFrame:
@@ -281,12 +229,12 @@ def read_choice(table: pd.DataFrame, choice: str) -> str:
     default = table.index[0]
     if default in ran.index[2:]:
         line += f"; the default {score(default)}"
-    decision = table.loc[top, "decision"]
-    line += {"chosen": f": `{top}` is chosen (its lead over the default `{table.index[0]}` is larger than "
-                       "either one's spread over seeds).",
-             "best, within seed noise": f": its lead over the default `{table.index[0]}` is within seed noise, "
-                                        "so the default stays.",
-             "kept: the default leads": ": the default leads, so it stays."}.get(
+    decision = Decision(table.loc[top, "decision"])
+    line += {Decision.CHOSEN: f": `{top}` is chosen (its lead over the default `{default}` is larger than "
+                              "either one's spread over seeds).",
+             Decision.WITHIN_NOISE: f": its lead over the default `{default}` is within seed noise, so the "
+                                    "default stays.",
+             Decision.DEFAULT_LEADS: ": the default leads, so it stays."}.get(
         decision, f": {decision or 'the only candidate run'}, nothing is decided yet.")
     if top != default and not math.isnan(table.loc[top, "vs default"]):
         shared = len(set(table.loc[top, "per seed"]) & set(table.loc[default, "per seed"]))

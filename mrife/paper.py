@@ -122,7 +122,7 @@ CLAIMS = [
 
 # Two of the figures' claims say which side is ahead, without a number, in a way our test
 # metrics can check: as CLAIMS, with the difference +inf (the first experiment ahead by an
-# amount the paper does not give; mrife.findings.verdict reads only its sign, and
+# amount the paper does not give; mrife.claims.verdict reads only its sign, and
 # verdict_table shows it as "ahead (no number)").
 DIRECTION_CLAIMS = [
     Claim("Fig. 6: with self-distillation over without", "mrife", "mrife-no-distill", "lIoU", math.inf, IDEAS),

@@ -16,6 +16,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -143,9 +144,18 @@ def plan(profile: str, seconds: dict[str, float], root: str | Path | None = None
     return pd.DataFrame(rows, columns=["experiment", "seed", "model", "epochs", "expected (s)"])
 
 
+class Budget(NamedTuple):
+    """What :func:`epochs_within` read: the epochs each run trains, the hours of every run
+    at that count one after another, and how many runs that is."""
+
+    epochs: int
+    hours: float
+    runs: int
+
+
 def epochs_within(profile: str, seconds: dict[str, float], epochs: int, hours: float,
-                  experiments=None) -> tuple[int, float]:
-    """The epoch count of ``profile`` within a budget of machine time, and the hours at it.
+                  experiments=None) -> Budget:
+    """The epoch count of ``profile`` within a budget of machine time, the hours at it and the runs counted.
 
     ``epochs`` (what the plateau rule read) if every run of the profile (each experiment
     at its seeds, finished or not; :func:`plan`), trained one after another at ``seconds``
@@ -160,7 +170,7 @@ def epochs_within(profile: str, seconds: dict[str, float], epochs: int, hours: f
     if np.isnan(per_epoch):
         raise ValueError(f"no epoch time for {sorted(set(every.loc[every['expected (s)'].isna(), 'model']))}")
     fitted = min(epochs, math.ceil((hours + 0.5) * 3600 / per_epoch) - 1)
-    return fitted, fitted * per_epoch / 3600
+    return Budget(fitted, fitted * per_epoch / 3600, len(every))
 
 
 SPREAD = 2.0  # --check: a retrained run is within the committed seeds' spread inside mean ± SPREAD sd

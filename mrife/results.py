@@ -18,7 +18,7 @@ import pandas as pd
 from mrife import figures
 from mrife.config import RunConfig, load_yaml
 from mrife.experiments import experiment_config, results_root, seeds_for
-from mrife.findings import NOT_LEARNING
+from mrife.claims import NOT_LEARNING
 from mrife.metrics import ConfusionMatrix
 from mrife.runs import changed_tree, is_finished, run_dir_for
 
@@ -45,7 +45,7 @@ class Result:
     @property
     def learned(self) -> bool:
         """Whether the run learned to find landslides at all: its best validation lIoU
-        reaches :data:`mrife.findings.NOT_LEARNING` (a rule on the validation split, so
+        reaches :data:`mrife.claims.NOT_LEARNING` (a rule on the validation split, so
         leaving out the runs that fail it never looks at the test split)."""
         return self.best_val >= NOT_LEARNING
 

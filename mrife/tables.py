@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mrife.experiments import CHOICES, EXPERIMENTS, overrides_of
-from mrife.findings import NOT_LEARNING, verdict
+from mrife.claims import NOT_LEARNING, Decision, decide, verdict
 from mrife.metrics import METRIC_NAMES, hierarchical_bootstrap
 from mrife.paper import Claim
 from mrife.results import results, results_if_any, seed_scene_confusions
@@ -32,10 +32,11 @@ def compare(profile: str, rows: dict[str, str], paper_table: dict[str, dict[str,
 
     Returns:
         A DataFrame indexed by row label with columns ``(metric, source)``, source one of
-        ``"paper"`` (the paper's value, "" when it has none), ``"ours"`` (the mean over our
+        ``"paper"`` (the paper's value, NaN when it has none), ``"ours"`` (the mean over our
         finished seeds of each seed's test metric), ``"sd"`` (their standard deviation,
-        ddof 1; "" with fewer than two seeds) and ``"n"`` (how many seeds). A run that does
-        not exist yet shows "not run" as ours, "" as sd and 0 as n.
+        ddof 1; NaN with fewer than two seeds) and ``"n"`` (how many seeds): floats, and
+        ints for n. A run that does not exist yet has NaN as ours and 0 as n
+        (:func:`mrife.findings.format_table` shows it as "not run").
 
     Raises:
         KeyError: a row names an experiment that does not exist (the message lists them).
@@ -51,9 +52,9 @@ def compare(profile: str, rows: dict[str, str], paper_table: dict[str, dict[str,
         cells = {}
         for m in metrics:
             values = [float(t[m]) for t in tests if m in t]
-            cells[(m, "paper")] = paper_row.get(m, "")
-            cells[(m, "ours")] = float(np.mean(values)) if values else "not run"
-            cells[(m, "sd")] = float(np.std(values, ddof=1)) if len(values) > 1 else ""
+            cells[(m, "paper")] = float(paper_row.get(m, np.nan))
+            cells[(m, "ours")] = float(np.mean(values)) if values else np.nan
+            cells[(m, "sd")] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
             cells[(m, "n")] = len(values)
         table[label] = cells
     df = pd.DataFrame.from_dict(table, orient="index")
@@ -126,7 +127,7 @@ def verdicts(profile: str, claims, root=None, draws: int = 2000, level: float = 
         the means are over the seeds both have), ``low`` and
         ``high`` (the ``level`` interval), ``share > 0`` (draws where focus is ahead),
         ``seeds`` ("focus vs other"; "N paired" with ``paired``), ``verdict``
-        (:func:`mrife.findings.verdict`; "not run: <experiments>" when an experiment has no
+        (:func:`mrife.claims.verdict`; "not run: <experiments>" when an experiment has no
         finished seed, "no seed learned: <experiments>" when ``learned_only`` leaves it
         none, both joined by "; ", and "fewer than 2 seeds in common" when ``paired``
         leaves fewer) and
@@ -231,7 +232,7 @@ def seed_table(profile: str, rows: dict[str, str], root=None) -> pd.DataFrame:
         A DataFrame indexed by ``(label, seed)`` with columns ``best val lIoU``, ``test
         lIoU`` (of the best-validation checkpoint), ``learned`` (:attr:`mrife.results.Result.learned`)
         and ``first epoch`` (the first epoch, from 1, whose validation lIoU reaches
-        :data:`mrife.findings.NOT_LEARNING`; missing for a run that never learned).
+        :data:`mrife.claims.NOT_LEARNING`; missing for a run that never learned).
     """
     table = {}
     for label, experiment in rows.items():
@@ -250,12 +251,10 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
 
     Each candidate's score is the best validation lIoU of its run (the epoch whose
     checkpoint is kept), averaged over its finished seeds. The decision rule: the
-    candidate with the highest mean is ``chosen`` when it leads the default (the
-    candidate listed first) by more than the larger of their two standard deviations
-    over seeds; otherwise the choice is ``within seed noise`` and the default stays (as it
-    does when it leads itself). Nothing is decided before every candidate has
-    ``min_seeds`` seeds (the leader is then marked as leading, with too few seeds). The
-    test split is never read.
+    candidate with the highest mean is chosen when it leads the default (the candidate
+    listed first) by more than the larger of their two standard deviations over seeds;
+    otherwise the default stays (:func:`mrife.claims.decide`, which says how). Nothing is
+    decided before every candidate has ``min_seeds`` seeds. The test split is never read.
 
     Until 2026-12-01 the leader was measured against the runner-up, not the default:
     two candidates that both beat the default by far, within noise of each other, would
@@ -264,12 +263,12 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
 
     Returns:
         A DataFrame indexed by candidate with columns ``overrides``, ``val lIoU``
-        (mean), ``sd``, ``n`` (seeds), ``decision``, ``vs default`` and ``vs default sd``
+        (mean), ``sd``, ``n`` (seeds), ``decision`` (a :class:`mrife.claims.Decision`), ``vs default`` and ``vs default sd``
         (the candidate minus the default, seed by seed over the seeds both have: mean and
         sd; a paired view that shows more than the rule uses, not part of the decision)
         and ``per seed`` (seed -> best validation lIoU, for
-        :func:`mrife.plots.choice_seeds`); a candidate with no finished run shows n 0 and
-        "not run".
+        :func:`mrife.plots.choice_seeds`); a candidate with no finished run has n 0 and
+        ``Decision.NOT_RUN``.
     """
     if choice not in CHOICES:
         raise KeyError(f"unknown choice {choice!r}; valid: {', '.join(CHOICES)}")
@@ -282,24 +281,12 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
                       "sd": float(np.std(best, ddof=1)) if len(best) > 1 else np.nan, "n": len(best),
                       "per seed": per_seed}
     table = pd.DataFrame.from_dict(rows, orient="index")
-    table.insert(4, "decision", ["not run" if n == 0 else "" for n in table["n"]])
+    decisions = decide({name: row["per seed"] for name, row in rows.items()}, min_seeds)
+    table.insert(4, "decision", [decisions[name] for name in table.index])
     default = CHOICES[choice][0]
     default_seeds = rows[default]["per seed"]
     paired = [[value - default_seeds[s] for s, value in row["per seed"].items() if s in default_seeds]
               for row in rows.values()]
     table.insert(5, "vs default", [float(np.mean(d)) if d else np.nan for d in paired])
     table.insert(6, "vs default sd", [float(np.std(d, ddof=1)) if len(d) > 1 else np.nan for d in paired])
-    ranked = table[table["n"] > 0].sort_values("val lIoU", ascending=False, kind="stable")  # ties: listed order
-    if len(ranked) >= 2:
-        top = ranked.index[0]
-        if table["n"].min() < min_seeds:
-            table.loc[top, "decision"] = f"leading; undecided below {min_seeds} seeds"
-        elif top == default:
-            table.loc[top, "decision"] = "kept: the default leads"
-        elif ranked.loc[top, "val lIoU"] - ranked.loc[default, "val lIoU"] > np.nanmax(
-                [ranked.loc[top, "sd"], ranked.loc[default, "sd"], 0.0]):
-            table.loc[top, "decision"] = "chosen"
-        else:
-            table.loc[top, "decision"] = "best, within seed noise"
-            table.loc[default, "decision"] = "kept: no clear winner"
     return table

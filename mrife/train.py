@@ -8,6 +8,7 @@ through the training contract of :mod:`mrife.models.base`.
 
 from __future__ import annotations
 
+import logging
 import resource
 import shutil
 import time
@@ -28,6 +29,8 @@ from mrife.models import SegmentationModel, build_model
 from mrife.progress import tqdm
 from mrife.runs import (code_version, epoch_seconds, is_finished, load_checkpoint, provenance, remove_partial_writes,
                         run_dir_for, save_checkpoint, write_json)
+
+log = logging.getLogger(__name__)  # what a run says without a progress bar (mrife.cli shows it)
 
 
 # ---------------------------------------------------------------- optimizer, model and processes
@@ -129,8 +132,12 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force:
     if state["history"] and ranks.main:  # a kill can fall between the last epoch's last.pt and its history.json
         write_json(run / "history.json", state["history"])
     started -= state["seconds"]  # wall time counts every try
-    if progress:
-        tqdm.write(expected_time(cfg, run.parent, cfg.train.epochs - state["epoch"] - 1))
+    if ranks.main:  # beside the bar, or in the log of a run without one (logging, configured by the CLI)
+        say = expected_time(cfg, run.parent, cfg.train.epochs - state["epoch"] - 1)
+        if progress:
+            tqdm.write(say)
+        else:
+            log.info(say)
     state["tries"].append(code_version())  # read now: the checkout may change while it trains
 
     # Loop: train an epoch, validate, keep the best weights and a resumable state

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from mrife.findings import (epoch_table, format_table, leaders, read_choice, read_curve,
-                            read_differences, read_heat, read_seeds, verdict, verdict_table)
+                            read_differences, read_heat, read_seeds, verdict_table)
+from mrife.claims import Decision, verdict
 from mrife.findings import Glue, count_words, verdict_counts
 from mrife.tables import compare
 
@@ -22,8 +23,11 @@ def history(val_liou, **terms) -> pd.DataFrame:
 
 
 def test_format_table_writes_four_decimals_and_a_dash_for_empty():
-    table = pd.DataFrame({"ours": [0.123456, "not run"], "sd": ["", 0.5]}, index=["a", "b"])
-    assert format_table(table).to_dict() == {"ours": {"a": "0.1235", "b": "not run"}, "sd": {"a": "–", "b": "0.5000"}}
+    table = pd.DataFrame({"ours": [0.123456, math.nan], "sd": [math.nan, 0.5], "n": [1, 0]}, index=["a", "b"])
+    assert format_table(table).to_dict() == {"ours": {"a": "0.1235", "b": "–"}, "sd": {"a": "–", "b": "0.5000"},
+                                             "n": {"a": 1, "b": 0}}
+    table.columns = pd.MultiIndex.from_tuples([("lIoU", "ours"), ("lIoU", "sd"), ("lIoU", "n")])
+    assert format_table(table)[("lIoU", "ours")].tolist() == ["0.1235", "not run"], "n 0 in a compare table: not run"
 
 
 def test_epoch_table_counts_epochs_from_one_and_drops_all_zero_terms():
@@ -64,19 +68,6 @@ def test_read_differences_says_when_the_interval_holds_zero():
     assert "larger than the spread" in lines[1]
     boot["mean"] = [0.3, 0.07, -0.25]  # a bootstrap over seeds: the difference of the seeds' means is stated
     assert "lIoU +0.0700" in read_differences(boot, "lIoU", resampled="the seeds and the test scenes")
-
-
-def test_verdict_reads_the_interval_against_the_paper():
-    assert verdict(0.01, 0.05, +0.03) == "reproduced", "interval above 0, paper positive: reproduced"
-    assert verdict(-0.05, -0.01, -0.03) == "reproduced", "interval below 0, paper negative: reproduced"
-    assert verdict(-0.05, -0.01, +0.03) == "reversed", "interval below 0, paper positive: reversed"
-    assert verdict(0.01, 0.05, -1) == "reversed", "interval above 0, paper negative: reversed"
-    assert verdict(-0.01, 0.05, +0.03) == "inconclusive", "interval holding 0: inconclusive"
-    assert verdict(0.0, 0.05, +0.03) == "inconclusive", "an end at exactly 0 holds 0: inconclusive"
-    with pytest.raises(ValueError, match="no sign"):
-        verdict(0.01, 0.05, 0)
-    with pytest.raises(ValueError, match="not an interval"):
-        verdict(0.05, 0.01, 1)
 
 
 def test_a_claim_of_direction_without_a_number_is_read_by_its_sign():
@@ -141,32 +132,32 @@ def choice(rows: dict) -> pd.DataFrame:
 
 
 def test_read_choice_states_the_decision_and_the_runs_that_never_learned():
-    line = read_choice(choice({"default": ({0: 0.30, 1: 0.02, 2: 0.28}, ""),
-                               "better": ({0: 0.40, 1: 0.41, 2: 0.42}, "chosen"),
-                               "unrun": ({}, "not run")}), "fusion")
+    line = read_choice(choice({"default": ({0: 0.30, 1: 0.02, 2: 0.28}, Decision.NONE),
+                               "better": ({0: 0.40, 1: 0.41, 2: 0.42}, Decision.CHOSEN),
+                               "unrun": ({}, Decision.NOT_RUN)}), "fusion")
     assert "`better` 0.410 ± 0.010 (3 seeds), ahead of `default` 0.200 ± 0.156 (3 seeds)" in line, line
     assert "`better` is chosen (its lead over the default `default`" in line, line
     assert "Seed by seed, `better` minus `default` is +0.210 ± 0.157 (3 seeds; a paired view, not the rule)" in line
     assert "`default` seed 1 (0.020)" in line and "seed 0" not in line, f"only the seed that never learned: {line}"
     assert line.endswith("Not run yet: `unrun`."), line
-    line = read_choice(choice({"default": ({0: 0.30, 1: 0.32, 2: 0.31}, "kept: no clear winner"),
-                               "other": ({0: 0.33, 1: 0.30, 2: 0.34}, "best, within seed noise")}), "sfce")
+    line = read_choice(choice({"default": ({0: 0.30, 1: 0.32, 2: 0.31}, Decision.NO_CLEAR_WINNER),
+                               "other": ({0: 0.33, 1: 0.30, 2: 0.34}, Decision.WITHIN_NOISE)}), "sfce")
     assert "its lead over the default `default` is within seed noise, so the default stays" in line, line
     assert "`other` minus `default` is +0.013 ± 0.029 (3 seeds" in line, line
-    line = read_choice(choice({"default": ({0: 0.30}, ""), "other": ({0: 0.33}, "leading; undecided below 3 seeds")}),
+    line = read_choice(choice({"default": ({0: 0.30}, Decision.NONE), "other": ({0: 0.33}, Decision.UNDECIDED)}),
                        "x")
-    assert "(1 seed)" in line and "undecided below 3 seeds, nothing is decided yet" in line, line
+    assert "(1 seed)" in line and f"{Decision.UNDECIDED}, nothing is decided yet" in line, line
     assert "minus `default` is +0.030 (1 seed;" in line, line
-    assert "no candidate has a finished run" in read_choice(choice({"default": ({}, "not run")}), "x")
+    assert "no candidate has a finished run" in read_choice(choice({"default": ({}, Decision.NOT_RUN)}), "x")
 
 
 def test_read_choice_names_the_default_when_it_is_neither_of_the_first_two():
-    line = read_choice(choice({"default": ({0: 0.10, 1: 0.12, 2: 0.11}, "kept: no clear winner"),
-                               "a": ({0: 0.40, 1: 0.41, 2: 0.42}, "chosen"),
-                               "b": ({0: 0.40, 1: 0.42, 2: 0.41}, "")}), "sfce")
+    line = read_choice(choice({"default": ({0: 0.10, 1: 0.12, 2: 0.11}, Decision.NO_CLEAR_WINNER),
+                               "a": ({0: 0.40, 1: 0.41, 2: 0.42}, Decision.CHOSEN),
+                               "b": ({0: 0.40, 1: 0.42, 2: 0.41}, Decision.NONE)}), "sfce")
     assert "`a` 0.410 ± 0.010 (3 seeds), ahead of `b` 0.410 ± 0.010 (3 seeds); the default `default` 0.110" in line
-    line = read_choice(choice({"default": ({0: 0.40, 1: 0.41, 2: 0.42}, "kept: the default leads"),
-                               "a": ({0: 0.30, 1: 0.31, 2: 0.32}, "")}), "x")
+    line = read_choice(choice({"default": ({0: 0.40, 1: 0.41, 2: 0.42}, Decision.DEFAULT_LEADS),
+                               "a": ({0: 0.30, 1: 0.31, 2: 0.32}, Decision.NONE)}), "x")
     assert line.endswith("the default leads, so it stays."), line
 
 
@@ -220,26 +211,6 @@ def test_the_other_sentence_builders_accept_a_model_whose_every_seed_failed_or_a
     assert read_heat(pd.DataFrame({"edge": [0.5]}, index=["map"])) == "- **map**: hottest on edge blocks (0.500)."
     history = pd.DataFrame({"val_lIoU": [0.0] * 7})
     assert "has not learned" in read_curve("m", history)
-
-
-def test_plateau_epoch_is_the_first_epoch_within_the_margin_of_the_best_moving_average():
-    from mrife.findings import plateau_epoch
-
-    def history(values):
-        return pd.DataFrame({"val_lIoU": values})
-
-    slow = [history([0.0, 0.0, 0.1, 0.2, 0.3, 0.35, 0.36, 0.36, 0.37, 0.37]),
-            history([0.0, 0.1, 0.1, 0.2, 0.3, 0.31, 0.36, 0.36, 0.35, 0.37, 0.99])]  # cut to 10 epochs
-    fast = [history([0.3, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4])]
-    table = plateau_epoch({"slow": slow, "fast": fast})
-    # slow, seed mean: 0, .05, .1, .2, .3, .33, .36, .36, .36, .37; its 3-epoch average, last
-    # epochs .3167, .35, .36, .3633, first comes within 0.01 of its maximum at epoch 9
-    assert table.loc["slow", "plateau epoch"] == 9 and table.loc["slow", "epochs"] == 10
-    assert table.loc["slow", "its maximum"] == pytest.approx((0.36 + 0.36 + 0.37) / 3)
-    assert table.loc["fast", "plateau epoch"] == 4, "the first full window within the margin"
-    assert table.attrs["epochs"] == 9, "every model on its plateau"
-    with pytest.raises(ValueError, match="fewer than"):
-        plateau_epoch({"short": [history([0.1, 0.2])]})
 
 
 def test_glue_keeps_what_it_glued_to_show_it_where_glue_roles_do_not_render(capsys):

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lowest first. A module may import from its own unit (the package or module it belongs
 # to) and from units of lower layers, nothing else.
 LAYERS = [
-    {"labels", "distributed", "paper", "progress"},
+    {"labels", "distributed", "paper", "progress", "claims"},
     {"config", "compute", "data", "findings", "maps", "masking", "metrics", "kernels"},
     {"losses", "loaders"},
     {"models"},

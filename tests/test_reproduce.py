@@ -1,6 +1,7 @@
 """The reproduce runner and the paper-vs-ours tables the chapters read."""
 
 import json
+import logging
 import math
 import subprocess
 from pathlib import Path
@@ -17,7 +18,8 @@ from mrife.data import TileDataset
 from mrife.evaluation import confusion_by_scene
 from mrife.experiments import (CANDIDATES, CHOICES, EXPERIMENTS, PROFILE_EXPERIMENTS, REPRODUCTION_HOURS, SEEDS,
                                TABLE_EXPERIMENTS, TABLE_SEEDS, experiment_config, seeds_for)
-from mrife.findings import claim_words, plateau_epoch, verdict_table
+from mrife.claims import Decision, plateau_epoch
+from mrife.findings import claim_words, verdict_table
 from mrife.loaders import build_splits
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
 from mrife.reproduce import check, epochs_within, plan, reproduce
@@ -85,11 +87,18 @@ def test_plan_lists_the_runs_still_missing_with_their_expected_time(tmp_path):
     assert len(unknown) == 1 and math.isnan(unknown["expected (s)"].iloc[0]), "no measured epoch: no guess"
 
 
+def test_a_run_without_a_progress_bar_says_its_expected_time_in_the_log(tmp_path, caplog):
+    cfg = load_profile("smoke", [*TINY, "model.name=segbranch"])
+    with caplog.at_level(logging.INFO, logger="mrife.train"):
+        fit(cfg, tmp_path, progress=False)
+    assert "1 epochs to train" in caplog.text, "a log without bars still says what the run will take"
+
+
 def test_the_epoch_count_within_a_budget_counts_every_run_finished_or_not(tmp_path):
     seconds = {"deeplabv3plus": 10.0, "segbranch": 20.0, "mrife": 40.0}  # 2 seeds each: 140 s an epoch of all
-    assert epochs_within("cpu-sizing", seconds, 30, hours=24) == (30, pytest.approx(30 * 140 / 3600)), \
-        "within the budget: the rule's epochs"
-    assert epochs_within("cpu-sizing", seconds, 60, hours=1) == (38, pytest.approx(38 * 140 / 3600)), \
+    assert epochs_within("cpu-sizing", seconds, 30, hours=24) == (30, pytest.approx(30 * 140 / 3600), 6), \
+        "within the budget: the rule's epochs, over the 6 runs of the profile"
+    assert epochs_within("cpu-sizing", seconds, 60, hours=1)[:2] == (38, pytest.approx(38 * 140 / 3600)), \
         "over it: the largest count whose time rounds to the budget's hour (38 x 140 s = 1.48 h; 39: 1.52 h)"
     with pytest.raises(ValueError, match="mrife"):
         epochs_within("cpu-sizing", {"deeplabv3plus": 10.0, "segbranch": 20.0}, 30, hours=24)
@@ -110,7 +119,7 @@ def test_missing_run_says_how_to_produce_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="--seeds 7"):
         result("smoke", "segbranch", root=tmp_path, seed=7)
     table = compare("smoke", {"Baseline": "segbranch"}, PAPER, root=tmp_path)
-    assert table.loc["Baseline", ("lIoU", "ours")] == "not run", "a missing run must show no number"
+    assert math.isnan(table.loc["Baseline", ("lIoU", "ours")]), "a missing run must show no number"
     assert table.loc["Baseline", ("lIoU", "n")] == 0, "a missing run has 0 seeds"
     assert table.loc["Baseline", ("lIoU", "paper")] == 0.3381
     assert list(table.columns.get_level_values("source")[:4]) == ["paper", "ours", "sd", "n"], \
@@ -128,9 +137,9 @@ def test_reproduce_writes_runs_the_tables_read(tmp_path, monkeypatch, capsys):
     assert res.run == runs["segbranch"][0] and len(res.history) == 1, "smoke's one seed is 0, trained 1 epoch"
     table = compare("smoke", {"Baseline": "segbranch", "Other": None}, PAPER, root=tmp_path)
     assert table.loc["Baseline", ("F1", "ours")] == res.test["F1"], "ours must be the run's test metric"
-    assert table.loc["Baseline", ("F1", "n")] == 1 and table.loc["Baseline", ("F1", "sd")] == "", \
+    assert table.loc["Baseline", ("F1", "n")] == 1 and math.isnan(table.loc["Baseline", ("F1", "sd")]), \
         "one seed: n 1 and no sd expected"
-    assert table.loc["Other", ("F1", "ours")] == "not run"
+    assert math.isnan(table.loc["Other", ("F1", "ours")]) and table.loc["Other", ("F1", "n")] == 0
     times = run_times({"seg": res})
     provenance = json.loads((res.run / "provenance.json").read_text())
     assert times.loc["seg", "wall time (s)"] == provenance["wall_time_s"] and times.loc["seg", "epochs"] == 1
@@ -296,12 +305,12 @@ def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
     monkeypatch.setitem(CHOICES, "toy", ("segbranch", "segbranch-lr"))
     monkeypatch.setitem(CANDIDATES, "segbranch-lr", ["model.name=segbranch", "train.lr=0.05"])
     table = choice_table("smoke", "toy", root=tmp_path)
-    assert table["decision"].tolist() == ["not run", "not run"] and table["n"].tolist() == [0, 0]
+    assert table["decision"].tolist() == [Decision.NOT_RUN, Decision.NOT_RUN] and table["n"].tolist() == [0, 0]
     reproduce("smoke", tmp_path, ["segbranch", "segbranch-lr"], progress=False, seeds=[0, 1])
     table = choice_table("smoke", "toy", root=tmp_path)
     assert table["n"].tolist() == [2, 2], "both candidates over two seeds"
-    assert table["decision"].str.startswith("leading; undecided").sum() == 1 and \
-        not table["decision"].isin(["chosen", "kept: no clear winner"]).any(), "two seeds are too few to decide"
+    assert (table["decision"] == Decision.UNDECIDED).sum() == 1 and \
+        not table["decision"].isin([Decision.CHOSEN, Decision.NO_CLEAR_WINNER]).any(), "two seeds are too few to decide"
     table = choice_table("smoke", "toy", root=tmp_path, min_seeds=2)
     best_val = [max(r.history["val_lIoU"]) for r in results("smoke", "segbranch", root=tmp_path)]
     assert table.loc["segbranch", "val lIoU"] == pytest.approx(sum(best_val) / 2), "mean of the best val lIoU"
@@ -313,11 +322,11 @@ def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
     top, other = table["val lIoU"].sort_values(ascending=False, kind="stable").index
     lead = table.loc[top, "val lIoU"] - table.loc[other, "val lIoU"]
     if top == "segbranch":
-        assert table.loc[top, "decision"] == "kept: the default leads", table
+        assert table.loc[top, "decision"] is Decision.DEFAULT_LEADS, table
     elif lead > max(table["sd"].max(), 0.0):
-        assert table.loc[top, "decision"] == "chosen", f"a lead beyond seed noise is a decision: {table}"
+        assert table.loc[top, "decision"] is Decision.CHOSEN, f"a lead beyond seed noise is a decision: {table}"
     else:
-        assert table.loc["segbranch", "decision"] == "kept: no clear winner", f"within noise the default stays: {table}"
+        assert table.loc["segbranch", "decision"] is Decision.NO_CLEAR_WINNER, f"within noise the default stays: {table}"
 
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results"
@@ -378,7 +387,7 @@ def test_the_plateau_profile_trains_the_epochs_its_sizing_runs_read():
               for name in PROFILE_EXPERIMENTS["cpu-sizing"]}
     assert all(len(h) == len(SEEDS["cpu-sizing"]) for h in sizing.values()), "every sizing run is committed"
     read = plateau_epoch(sizing).attrs["epochs"]
-    epochs, hours = epochs_within("cpu-plateau", epoch_seconds(COMMITTED / "cpu"), read, REPRODUCTION_HOURS)
+    epochs, hours, _ = epochs_within("cpu-plateau", epoch_seconds(COMMITTED / "cpu"), read, REPRODUCTION_HOURS)
     assert load_profile("cpu-plateau").train.epochs == epochs, f"the rule read {read}, the budget allows {epochs}"
     assert round(hours) <= REPRODUCTION_HOURS, f"{hours:.1f} h: about the budget, to the hour"
 
