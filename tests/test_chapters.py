@@ -110,7 +110,7 @@ def stated_settings() -> set[float]:
     import mrife.paper
     from mrife.config import load_profile, to_dict
     from mrife.experiments import EXPERIMENTS, overrides_of
-    from mrife.findings import NOT_LEARNING, PLATEAU
+    from mrife.claims import NOT_LEARNING, PLATEAU
 
     paper = json.dumps([getattr(mrife.paper, t) for t in dir(mrife.paper) if t.isupper() and t != "CLAIMS"],
                        default=str)
