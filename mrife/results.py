@@ -17,8 +17,8 @@ import pandas as pd
 
 from mrife import figures
 from mrife.config import RunConfig, load_yaml
-from mrife.experiments import experiment_config, results_root, seeds_for
 from mrife.claims import NOT_LEARNING
+from mrife.experiments import experiment_config, results_root, seeds_for
 from mrife.metrics import ConfusionMatrix
 from mrife.runs import changed_tree, is_finished, run_dir_for
 
@@ -48,6 +48,17 @@ class Result:
         reaches :data:`mrife.claims.NOT_LEARNING` (a rule on the validation split, so
         leaving out the runs that fail it never looks at the test split)."""
         return self.best_val >= NOT_LEARNING
+
+    @property
+    def cpu(self) -> str:
+        """The processor that trained the run, from its ``provenance.json``: its name and,
+        where recorded, the kind that rounds alike (:func:`mrife.compute.cpu_kind`); "" when
+        not recorded or trained on a GPU. Training differs between CPU kinds in the 4th digit
+        and beyond, so two runs of one seed draw the same training noise only on one kind."""
+        prov = json.loads((self.run / "provenance.json").read_text())
+        if prov.get("device", "cpu") != "cpu":
+            return ""
+        return " ".join(p for p in (prov.get("processor"), prov.get("cpu_kind")) if p)
 
 
 def _how_to_produce(profile: str, experiment: str, seed: int | None = None) -> str:

@@ -200,22 +200,27 @@ def seed_pairing(profile: str, claims, root=None) -> pd.DataFrame:
 
     Returns:
         A DataFrame indexed by claim label with columns ``focus``, ``other``, ``seeds``
-        (how many both have), ``r`` (Pearson's correlation over those seeds of the two
+        (how many both have), ``same CPU`` (how many of those seeds trained both sides on
+        one kind of processor, :attr:`mrife.results.Result.cpu`: only there is a seed the
+        same draw of training noise for the two), ``r`` (Pearson's correlation over those seeds of the two
         sides' best validation lIoU; NaN below 3 seeds or where a side does not vary),
         ``paired sd`` (the standard deviation over seeds of focus minus other, seed by
         seed) and ``independent sd`` (what it would be if the seeds had nothing in
         common: the root of the sum of the two sides' variances); both sds ddof 1. A
         claim with a side not run has 0 seeds and NaN elsewhere.
     """
-    best = {}  # experiment -> seed -> best validation lIoU, each experiment read once
+    best, cpu = {}, {}  # experiment -> seed -> best validation lIoU / its processor, each experiment read once
     for experiment in dict.fromkeys(e for _, f, o, *_ in claims for e in (f, o)):
-        best[experiment] = {res.seed: res.best_val for res in results_if_any(profile, experiment, root)}
+        found = results_if_any(profile, experiment, root)
+        best[experiment] = {res.seed: res.best_val for res in found}
+        cpu[experiment] = {res.seed: res.cpu for res in found}
     rows = {}
     for label, focus, other, *_ in claims:
         common = sorted(set(best[focus]) & set(best[other]))
         a, b = (np.array([best[e][k] for k in common]) for e in (focus, other))
         varies = len(common) > 2 and a.std() > 0 and b.std() > 0
         rows[label] = {"focus": focus, "other": other, "seeds": len(common),
+                       "same CPU": sum(bool(cpu[focus][k]) and cpu[focus][k] == cpu[other][k] for k in common),
                        "r": float(np.corrcoef(a, b)[0, 1]) if varies else np.nan,
                        "paired sd": float(np.std(a - b, ddof=1)) if len(common) > 1 else np.nan,
                        "independent sd": float(np.sqrt(a.var(ddof=1) + b.var(ddof=1))) if len(common) > 1 else np.nan}

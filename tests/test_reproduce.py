@@ -280,6 +280,11 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
     assert pairing.loc["alias", "independent sd"] == pytest.approx(0.29), \
         "validation bests 0.01 and 0.3 on each side: a variance of 0.29**2 / 2 each, their sum's root 0.29"
     assert pairing.loc["missing", "seeds"] == 0 and math.isnan(pairing.loc["missing", "paired sd"])
+    assert pairing.loc["alias", "same CPU"] == 2, "both sides of each seed trained on this machine"
+    provenance = found[0].run / "provenance.json"
+    provenance.write_text(json.dumps({**json.loads(provenance.read_text()), "processor": "another CPU"}))
+    assert seed_pairing("smoke", claims, root=tmp_path).loc["alias", "same CPU"] == 2, \
+        "the alias reads the same run on both sides"
     robust = verdicts("smoke", claims, root=tmp_path, draws=200, learned_only=True)
     assert robust.loc["alias", "seeds"] == "1 vs 1" and robust.loc["alias", "focus mean"] == pytest.approx(lious[1]), \
         f"only seed 1 learned: {robust.loc['alias']}"
