@@ -163,7 +163,7 @@ def sizing_curves(curves: dict, metrics=("val_lIoU", "val_AP"), plateau: dict | 
     ``curves`` maps a model to ``{seed: history}`` (DataFrames or records with ``epoch``
     and the metrics; a run without a metric, trained before it was recorded, is left out
     of its panel); ``plateau`` maps a model to the epoch (from 1) where the rule reads its
-    plateau (:func:`mrife.findings.plateau_epoch`), marked by a dotted line. Returns the
+    plateau (:func:`mrife.claims.plateau_epoch`), marked by a dotted line. Returns the
     figure."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.4), squeeze=False)
     styles = ("-", "--", ":", "-.")
