@@ -6,7 +6,8 @@ respect to it, sums the weighted channels, keeps the positive part and scales th
 predicted landslide pixels by default, or the label's), so the map shows which parts of
 a layer's feature map raise the model's belief that those pixels are landslide.
 
-Each model has named layers to look at (:data:`LAYERS`):
+Each model names the layers to look at (``model.cam_layers()``, the contract of
+:mod:`mrife.models.base`):
 
 - ``mrife``: ``"fused"`` (the fusion output, what the decoder reads), ``"segmentation"``
   (the segmentation encoder's output, before fusion), ``"enhancement"`` (the teacher's
@@ -24,7 +25,7 @@ Example:
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pandas as pd
 import torch
@@ -32,52 +33,22 @@ from pytorch_grad_cam import GradCAM
 from torch import Tensor, nn
 
 from mrife.masking import BACKGROUND, CLASS_NAMES, EDGE, INTERIOR, classify_blocks
-from mrife.models import ICSSN, MRIFE, DeepLabV3Plus, SegBranch
 
 LANDSLIDE = 1  # class index of the landslide logit
 
-# model name -> layer name -> the module in that model (first entry: the default layer)
-LAYERS: dict[str, dict[str, Callable[[nn.Module], nn.Module]]] = {
-    "mrife": {
-        "fused": lambda m: m.fuse,
-        "segmentation": lambda m: m.seg_encoder,
-        "enhancement": lambda m: m.teacher,
-    },
-    "deeplabv3plus": {
-        "aspp": lambda m: m.net.decoder.aspp,
-        "decoder": lambda m: m.net.decoder.block2,
-    },
-    "icssn": {"encoder": lambda m: m.encoder},
-    "segbranch": {"encoder": lambda m: m.encoder},
-}
-_CLASSES = {MRIFE: "mrife", DeepLabV3Plus: "deeplabv3plus", ICSSN: "icssn", SegBranch: "segbranch"}
-
-
-def model_name(model: nn.Module) -> str:
-    """The registry name of ``model`` ("mrife", "deeplabv3plus", "icssn", "segbranch")."""
-    for cls, name in _CLASSES.items():
-        if isinstance(model, cls):
-            return name
-    raise TypeError(
-        f"no Grad-CAM layers known for {type(model).__name__}; known models: "
-        f"{', '.join(LAYERS)} (or pass the target layer module itself as `layer`)"
-    )
-
-
-def layers(model: nn.Module) -> dict[str, nn.Module]:
-    """Layer name -> module of ``model``, the default layer first."""
-    return {name: get(model) for name, get in LAYERS[model_name(model)].items()}
-
 
 def target_layer(model: nn.Module, layer: str | nn.Module | None = None) -> nn.Module:
-    """The module to explain: a layer name of :data:`LAYERS`, a module, or ``None`` (the default)."""
+    """The module to explain: a name of ``model.cam_layers()``, a module, or ``None`` (the default)."""
     if isinstance(layer, nn.Module):
         return layer
-    named = layers(model)
+    if not callable(getattr(model, "cam_layers", None)):
+        raise TypeError(f"{type(model).__name__} names no Grad-CAM layers (a mrife model's cam_layers()); "
+                        "pass the target layer module itself as `layer`")
+    named = model.cam_layers()
     if layer is None:
         return next(iter(named.values()))
     if layer not in named:
-        raise KeyError(f"{model_name(model)} has no Grad-CAM layer {layer!r}; valid: {', '.join(named)}")
+        raise KeyError(f"{type(model).__name__} has no Grad-CAM layer {layer!r}; valid: {', '.join(named)}")
     return named[layer]
 
 
@@ -144,7 +115,7 @@ def cam(model: nn.Module, images: Tensor, layer: str | nn.Module | None = None,
     Args:
         model: a model of :mod:`mrife.models` (run in eval mode here; its mode is restored).
         images: normalized images ``[B, 3, H, W]``.
-        layer: a layer name of :data:`LAYERS` for this model, a module of it, or ``None``
+        layer: a name of ``model.cam_layers()``, a module of the model, or ``None``
             for the model's default layer (MRIFE "fused", DeepLabv3+ "aspp", ICSSN and the
             segmentation branch "encoder").
         target_mask: ``[B, H, W]`` in {0, 1}, the pixels whose landslide logit is scored

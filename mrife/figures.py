@@ -12,9 +12,9 @@ with the paper's 8-px blocks, the same tiles for every model of a profile):
 - ``tiles`` int64 ``[N]``: indices into the test :class:`~mrife.data.TileDataset`, and
   ``scenes`` ``[N]``: the scene of each tile;
 - ``prediction`` uint8 ``[N, H, W]``: the best checkpoint's argmax, 1 = landslide;
-- ``cam/<layer>`` uint8 ``[N, H, W]``: the Grad-CAM map of each layer of
-  :data:`mrife.cam.LAYERS` for the model, scoring the labelled landslide pixels, in
-  [0, 1] stored in steps of 1/255 (a figure shows colours, a table three decimals).
+- ``cam/<layer>`` uint8 ``[N, H, W]``: the Grad-CAM map of each layer the model names
+  (``model.cam_layers()``), scoring the labelled landslide pixels, in [0, 1] stored in
+  steps of 1/255 (a figure shows colours, a table three decimals).
 
 A 96-px ``cpu`` tile makes the file about 30 kB. Example::
 
@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import default_collate
 
-from mrife.cam import LAYERS, cam, model_name
+from mrife.cam import cam
 from mrife.config import RunConfig
 from mrife.data import TileDataset
 from mrife.loaders import build_splits
@@ -80,7 +80,8 @@ def tile_batch(cfg: RunConfig, tiles: list[int] | None = None) -> dict:
 
 
 def compute(cfg: RunConfig, model: torch.nn.Module) -> dict[str, np.ndarray]:
-    """The arrays of ``figures.npz`` for ``model`` (eval mode, on the CPU) trained with ``cfg``."""
+    """The arrays of ``figures.npz`` for ``model`` (eval mode, on the CPU) trained with ``cfg``: any
+    model with ``cam_layers()`` (:class:`mrife.models.SegmentationModel`)."""
     test = test_split(cfg)
     tiles = figure_tiles(test)
     batch = default_collate([test[i] for i in tiles])
@@ -88,7 +89,7 @@ def compute(cfg: RunConfig, model: torch.nn.Module) -> dict[str, np.ndarray]:
         logits = model(batch["image"])
     arrays = {"tiles": np.asarray(tiles, dtype=np.int64), "scenes": np.asarray(batch["scene"], dtype=str),
               "prediction": logits.argmax(1).to(torch.uint8).numpy()}
-    for layer in LAYERS[model_name(model)]:
+    for layer in model.cam_layers():
         heat = cam(model, batch["image"], layer, target_mask=batch["mask"])  # [N, H, W] in [0, 1]
         arrays[f"cam/{layer}"] = (heat * 255).round().to(torch.uint8).numpy()
     return arrays

@@ -1,4 +1,5 @@
-"""Tests of mrife.cam: Grad-CAM maps of every model and layer, and the teacher left as it was.
+"""Tests of mrife.cam: Grad-CAM maps of every model and layer, and the teacher left as it was;
+a model outside the registry that names its layers (``cam_layers()``) is explained too.
 
 resnet18 at 32 x 32, batch 2, one model per name. A randomly initialized model's
 Grad-CAM is often all negative, a blank map after the ReLU. Negating the landslide
@@ -14,10 +15,13 @@ from contextlib import contextmanager
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import mrife.masking
-from mrife.cam import LAYERS, cam, gradients_enabled, heat_by_block_class, layers, model_name, target_layer
-from mrife.models import MODEL_NAMES, DeepLabV3Plus, build_model
+from mrife import figures
+from mrife.cam import cam, gradients_enabled, heat_by_block_class, target_layer
+from mrife.config import load_profile
+from mrife.models import MODEL_NAMES, DeepLabV3Plus, SegmentationModel, build_model
 
 B, H, W = 2, 32, 32
 
@@ -96,22 +100,26 @@ def case(name: str):
     refs = {}
     for negate in (False, True):
         with landslide_logit_negated(model, negate):
-            for layer, ref in reference_cams(model, x, layers(model), label()).items():
+            for layer, ref in reference_cams(model, x, model.cam_layers(), label()).items():
                 if layer not in refs and not_blank(ref):
                     refs[layer] = (negate, ref)
-    blank = sorted(set(layers(model)) - set(refs))
+    blank = sorted(set(model.cam_layers()) - set(refs))
     assert not blank, f"{name}: expected a non-blank Grad-CAM of {blank} under one sign of the landslide logit"
     return model, x, refs
 
 
-def test_every_model_has_layers():
-    assert set(LAYERS) == set(MODEL_NAMES), f"expected Grad-CAM layers for {MODEL_NAMES}, got {list(LAYERS)}"
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_model_names_layers_of_its_own(name):
+    model = case(name)[0]
+    named = model.cam_layers()
+    own = {id(m) for m in model.modules()}
+    assert named and all(id(m) in own for m in named.values()), f"{name}: expected layers of the model, got {named}"
+    assert target_layer(model) is next(iter(named.values())), f"{name}: expected the first layer as the default"
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_cam_matches_the_definition_for_every_layer(name):
     model, x, refs = case(name)
-    assert model_name(model) == name, f"expected model_name {name!r}, got {model_name(model)!r}"
     for layer, (negate, ref) in refs.items():
         with landslide_logit_negated(model, negate):
             heat = cam(model, x, layer, target_mask=label())
@@ -174,8 +182,8 @@ def test_errors_name_the_valid_choices():
         cam(model, x, "fused", target_mask=label())
     with pytest.raises(ValueError, match=r"\[B, H, W\]"):
         cam(model, x, target_mask=label()[0])
-    with pytest.raises(TypeError, match="known models"):
-        model_name(torch.nn.Conv2d(3, 3, 1))
+    with pytest.raises(TypeError, match="names no Grad-CAM layers"):
+        cam(torch.nn.Conv2d(3, 2, 1), x, target_mask=label())
 
 
 def test_mode_restored_after_an_error():
@@ -196,3 +204,37 @@ def test_heat_by_block_class_averages_each_class_of_pixels():
     assert table.loc["edges"].tolist() == [0.0, 1.0, 0.0], f"all of the heat should be on edge blocks: {table}"
     assert table.loc["flat"].tolist() == [0.25, 0.25, 0.25]
     assert table.columns.tolist() == ["background", "edge", "interior"]
+
+
+class TwoConvs(SegmentationModel):
+    """A model outside the registry: images ``[B, 3, H, W]`` -> features ``[B, 4, H, W]``
+    (3 x 3 conv, ReLU) -> logits ``[B, 2, H, W]`` (1 x 1 conv)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+        self.classifier = nn.Conv2d(4, 2, 1)
+        with torch.no_grad():  # a positive landslide row: every feature raises the score, no blank map
+            self.classifier.weight[1].abs_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+    def cam_layers(self) -> dict[str, nn.Module]:
+        return {"features": self.features}
+
+
+def test_a_model_that_names_its_layers_gets_grad_cam_and_figure_data():
+    torch.manual_seed(0)
+    model = TwoConvs().eval()
+    x = torch.randn(B, 3, H, W, generator=torch.Generator().manual_seed(0))
+    ref = reference_cams(model, x, model.cam_layers(), label())["features"]
+    assert not_blank(ref), "precondition: the reference map has a positive part"
+    heat = cam(model, x, target_mask=label())
+    assert float((heat - ref).abs().max()) < 1e-3, "expected the Grad-CAM of its definition on the named layer"
+    cfg = load_profile("smoke", ["data.synthetic_scenes=6", "data.synthetic_size=64", "data.tile_size=32",
+                                 "data.tile_stride=32", "data.input_size=32"])
+    arrays = figures.compute(cfg, model)
+    stored = [k for k in arrays if k.startswith("cam/")]
+    assert stored == ["cam/features"], f"expected the figure data of the named layer, got {stored}"
+    assert arrays["cam/features"].shape == arrays["prediction"].shape == (figures.N_TILES, 32, 32)

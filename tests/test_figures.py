@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from mrife import figures
-from mrife.cam import LAYERS, cam
+from mrife.cam import cam
 from mrife.config import load_profile
-from mrife.models import build_model
+from mrife.models import MODEL_NAMES, build_model
 from mrife.reproduce import reproduce
 from mrife.runs import load_run
 
@@ -14,7 +14,7 @@ TINY = ["data.synthetic_scenes=6", "data.synthetic_size=64", "data.tile_size=32"
         "data.input_size=32", "train.batch_size=2", "train.epochs=1"]
 
 
-@pytest.mark.parametrize("name", list(LAYERS))
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_compute_stores_the_prediction_and_every_layer_of_each_model(name):
     cfg = load_profile("smoke", [f"model.name={name}", *TINY])
     torch.manual_seed(0)
@@ -27,8 +27,8 @@ def test_compute_stores_the_prediction_and_every_layer_of_each_model(name):
     with torch.no_grad():
         expected = model(batch["image"]).argmax(1)
     assert torch.equal(torch.from_numpy(arrays["prediction"]).long(), expected), "prediction: the model's argmax"
-    assert sorted(k.removeprefix("cam/") for k in arrays if k.startswith("cam/")) == sorted(LAYERS[name])
-    for layer in LAYERS[name]:
+    assert [k.removeprefix("cam/") for k in arrays if k.startswith("cam/")] == list(model.cam_layers())
+    for layer in model.cam_layers():
         stored = torch.from_numpy(arrays[f"cam/{layer}"]).float() / 255
         assert stored.shape == (n, h, w)
         assert torch.allclose(stored, cam(model, batch["image"], layer, target_mask=batch["mask"]), atol=0.5 / 255), \

@@ -10,9 +10,10 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from mrife import data
+from mrife.config import MaskConfig
 from mrife.kernels import gather_rows, supervised_contrastive
 from mrife.losses import object_contrast, sub_object_contrast
-from mrife.models import ICSSN, build_model
+from mrife.models import ICSSN, EncoderSpec, build_model
 from mrife.models.icssn import LOSS_TERMS, random_view
 
 SIZE = 64
@@ -58,7 +59,9 @@ def test_build_model_by_name_and_bad_arguments():
     with pytest.raises(ValueError, match="seg_steps"):
         ICSSN(seg_steps=0)
     with pytest.raises(ValueError, match="output_stride"):
-        ICSSN(output_stride=4)
+        ICSSN(EncoderSpec(output_stride=4))
+    with pytest.raises(ValueError, match="mask.block 16 is not ICSSN's"):
+        ICSSN(mask=MaskConfig(block=16))
 
 
 def test_phase_schedule():

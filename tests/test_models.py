@@ -5,21 +5,27 @@ resnet18 and tiny inputs (batch 2, 64 x 64 or so) keep the file fast on a 2-core
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import pytest
 import timm
 import torch
 
-from mrife.config import ModelConfig, load_profile
+from mrife.config import ModelConfig, RunConfig, load_profile
 from mrife.models import (
     ICSSN,
+    MODEL_BUILDERS,
     MODEL_NAMES,
     MRIFE,
     DeepLabV3Plus,
     Decoder,
     Encoder,
+    EncoderSpec,
     MRIFEOutput,
     SegBranch,
     build_model,
+    build_segbranch,
 )
 from mrife.models import encoder as encoder_module
 from mrife.models.encoder import OUTPUT_STRIDES as STRIDES
@@ -118,7 +124,7 @@ def test_stride_16_rejects_sizes_only_divisible_by_8(name):
 
 @pytest.mark.parametrize("stride, rate", [(8, 12), (16, 6)])
 def test_encoder_output_shape_and_aspp_rates(stride, rate):
-    enc = Encoder("resnet18", output_stride=stride).eval()
+    enc = EncoderSpec("resnet18", output_stride=stride).build().eval()
     with torch.no_grad():
         f = enc(images(2, 64, 96))
     expected = (2, 256, 64 // stride, 96 // stride)
@@ -137,7 +143,48 @@ def test_decoder_upsamples_by_exactly_the_stride(stride):
 
 def test_segbranch_rejects_mismatched_strides():
     with pytest.raises(ValueError, match="output stride"):
-        SegBranch(Encoder(output_stride=8), Decoder(output_stride=16))
+        SegBranch(EncoderSpec(output_stride=8).build(), Decoder(output_stride=16))
+
+
+def test_an_encoder_from_a_backbone_name_is_the_default_spec_with_that_backbone():
+    torch.manual_seed(0)
+    by_name = Encoder("resnet10t")
+    torch.manual_seed(0)
+    by_spec = EncoderSpec("resnet10t").build()
+    assert by_name.spec == by_spec.spec == EncoderSpec(backbone="resnet10t"), "expected the default spec"
+    for (key, a), b in zip(by_name.state_dict().items(), by_spec.state_dict().values()):
+        assert torch.equal(a, b), f"{key}: expected the same encoder for the same seed"
+
+
+# ---------------------------------------------------------------- the encoder contract
+
+
+def test_the_encoder_spec_is_read_from_a_config():
+    cfg = load_profile("smoke", ["data.bands=4", "model.output_stride=16", "model.aspp_rates=[2, 4, 7]"])
+    expected = EncoderSpec(cfg.model.backbone, 16, cfg.model.channels, (2, 4, 7), 4, cfg.model.pretrained, None)
+    assert EncoderSpec.from_config(cfg) == expected, "expected every encoder setting from model.* and data.bands"
+    assert EncoderSpec.from_config(cfg.model).bands == 3, "expected a model section alone to mean RGB"
+    assert EncoderSpec(aspp_rates=[2, 4, 7]).atrous_rates == (2, 4, 7), "expected a list of rates taken as a tuple"
+    assert EncoderSpec(output_stride=16).atrous_rates == (6, 12, 18), "expected the rates halved at stride 16"
+
+
+def test_no_model_constructor_repeats_the_encoders_arguments():
+    encoder_arguments = {f.name for f in dataclasses.fields(EncoderSpec)}
+    for build in (MRIFE, DeepLabV3Plus, ICSSN, build_segbranch):
+        parameters = set(inspect.signature(build).parameters)
+        assert "encoder" in parameters, f"{build.__name__}: expected the encoder's settings as one EncoderSpec"
+        repeated = sorted(parameters & encoder_arguments)
+        assert not repeated, f"{build.__name__} repeats the encoder's arguments {repeated}: take them from the spec"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_model_reads_existing_config_keys_and_its_encoders(name):
+    model, run = MODEL_BUILDERS[name], RunConfig()
+    for key in model.config_keys:
+        section, field = key.split(".")
+        assert hasattr(getattr(run, section, None), field), f"{name} reads {key}, which no configuration holds"
+    missing = set(EncoderSpec.config_keys.values()) - set(model.config_keys)
+    assert not missing, f"{name}: expected its encoder's keys among those it reads, missing {sorted(missing)}"
 
 
 # ---------------------------------------------------------------- MRIFE teacher and EMA
@@ -237,11 +284,11 @@ def test_weights_path_loads_a_backbone_state_dict(tmp_path):
     state = timm.create_model("resnet18", features_only=True).state_dict()
     path = tmp_path / "resnet18-backbone.pth"
     torch.save(state, path)
-    enc = Encoder("resnet18", weights_path=path)
+    enc = EncoderSpec("resnet18", weights_path=path).build()
     assert torch.equal(enc.backbone.conv1.weight, state["conv1.weight"]), "expected conv1.weight from the file"
     running_var = enc.backbone.layer4[1].bn2.running_var
     assert torch.equal(running_var, state["layer4.1.bn2.running_var"]), "expected BN buffers from the file"
-    model = MRIFE("resnet18", weights_path=path)
+    model = MRIFE(EncoderSpec("resnet18", weights_path=path))
     for part in ("seg_encoder", "student", "teacher"):
         w = getattr(model, part).backbone.conv1.weight
         assert torch.equal(w, state["conv1.weight"]), f"expected the {part} backbone loaded from the file"
@@ -252,7 +299,7 @@ def test_weights_path_accepts_a_full_classifier_checkpoint(tmp_path):
     state = timm.create_model("resnet18").state_dict()  # has the fc classifier
     path = tmp_path / "resnet18-full.pth"
     torch.save({"state_dict": state}, path)
-    model = DeepLabV3Plus("resnet18", weights_path=path)
+    model = DeepLabV3Plus(EncoderSpec("resnet18", weights_path=path))
     weight = model.net.encoder.model.layer1[0].conv1.weight  # the timm ResNet inside smp's encoder
     assert torch.equal(weight, state["layer1.0.conv1.weight"]), "expected layer1 weights from the file"
     assert model.pretrained_loaded, "expected pretrained_loaded=True after loading weights_path"
@@ -267,7 +314,7 @@ def test_deeplabv3plus_is_smp_at_the_runs_output_stride(stride, rates):
     assert len(nets) == 1, f"expected one smp DeepLabV3Plus inside, got {len(nets)}"
     features = nets[0].encoder.model  # the timm ResNet in smp's encoder: dilated to the run's stride
     assert max(features.feature_info.reduction()) == stride, f"expected a timm backbone at stride {stride}"
-    reference, _ = encoder_module.create_backbone("resnet18", stride, (0, 1, 2, 3, 4))
+    reference, _ = encoder_module.create_backbone(EncoderSpec("resnet18", stride), (0, 1, 2, 3, 4))
     assert features.state_dict().keys() == reference.state_dict().keys(), "expected the project's timm ResNet"
     dilations = tuple(branch[0][0].dilation[0] for branch in nets[0].decoder.aspp[0].convs[1:4])
     assert dilations == rates, f"expected DeepLab's ASPP rates {rates} at stride {stride}, got {dilations}"
@@ -295,9 +342,11 @@ def test_bad_weights_file_is_named_in_the_error(tmp_path):
     path = tmp_path / "wrong-backbone.pth"
     torch.save(state, path)
     with pytest.raises(ValueError, match=r"wrong-backbone\.pth.*1 missing.*1 unexpected"):
-        Encoder("resnet18", weights_path=path)
+        EncoderSpec("resnet18", weights_path=path).build()
     with pytest.raises(FileNotFoundError, match="no-such-file.pth"):
-        Encoder("resnet18", weights_path=tmp_path / "no-such-file.pth")
+        EncoderSpec("resnet18", weights_path=tmp_path / "no-such-file.pth").build()
+    with pytest.raises(ValueError, match="RGB weights; with data.bands = 4"):
+        EncoderSpec("resnet18", bands=4, weights_path=path)
 
 
 def test_pretrained_offline_warns_once_and_keeps_random_init(monkeypatch):
@@ -312,7 +361,7 @@ def test_pretrained_offline_warns_once_and_keeps_random_init(monkeypatch):
 
     monkeypatch.setattr(encoder_module.timm, "create_model", offline)
     with pytest.warns(RuntimeWarning, match="RANDOMLY INITIALIZED") as record:
-        model = MRIFE("resnet18", pretrained=True)
+        model = MRIFE(EncoderSpec("resnet18", pretrained=True))
     attempts = asked.count(True)
     assert len(record) == 1 and attempts == 1, f"expected one download and one warning, got {attempts}, {len(record)}"
     assert not model.seg_encoder.pretrained_loaded, "expected pretrained_loaded=False after a failed download"
@@ -342,6 +391,9 @@ def test_build_model_from_a_config():
     assert (model.weights.beta, model.temperature) == (0.5, 0.1), "expected MRIFE's loss weights from loss.*"
     with pytest.raises(TypeError, match="belong to no model|takes no keyword"):
         build_model("mrife", colour="red")
+    model = build_model("mrife", backbone="resnet18", output_stride=16, mask_ratio=0.3, alpha=0.5, bands=4)
+    assert (model.masker.ratio, model.weights.alpha) == (0.3, 0.5), "expected the mask and loss keywords"
+    assert (model.output_stride, model.seg_encoder.bands) == (16, 4), "expected the encoder keywords"
 
 
 @pytest.mark.parametrize("name, override", [("deeplabv3plus", "model.fusion=concat"),

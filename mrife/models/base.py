@@ -1,4 +1,14 @@
-"""The training contract every model of mrife implements.
+"""The contract every model of mrife implements: how it is built, what Grad-CAM reads,
+and how it trains.
+
+How a model is built and explained (each model implements these):
+
+- ``config_keys``: the configuration keys it reads (``"model.fusion"``, ``"mask.ratio"``,
+  ...; its encoder's, :attr:`EncoderSpec.config_keys <mrife.models.encoder.EncoderSpec>`,
+  among them). :func:`mrife.models.build_model` takes their short names as keywords and
+  rejects a setting of the ``model``, ``mask`` or ``loss`` section the model does not read;
+- ``from_config(cfg)``: the model of a :class:`~mrife.config.RunConfig`;
+- ``cam_layers()``: the layers whose output :mod:`mrife.cam` explains, by name.
 
 The training loop (:func:`mrife.train.fit`) knows a model through these methods and
 nothing else:
@@ -28,17 +38,31 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
+from mrife.config import RunConfig
 from mrife.losses import joint_loss
 
 
 class SegmentationModel(nn.Module):
-    """Images ``[B, 3, H, W]`` -> logits ``[B, 2, H, W]`` in eval mode, plus the training contract."""
+    """Images ``[B, bands, H, W]`` -> logits ``[B, 2, H, W]`` in eval mode, plus the contract above."""
 
     #: How a batch's loss splits over processes (:mod:`mrife.distributed`): ``"images"``
     #: (terms over single images: any share of the batch), ``"pairs"`` (over the image
     #: pairs (0, 1), (2, 3), ...: shares of an even size), or ``None`` (terms that compare
     #: every image of the batch with every other: one process only).
     batch_split: str | None = "images"
+    #: The configuration keys the model reads (``"model.dropout"``, ...), its encoder's among them.
+    config_keys: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> SegmentationModel:
+        """The model that ``cfg`` describes, read from its ``config_keys`` alone."""
+        raise NotImplementedError(f"{cls.__name__} does not say how to build it from a configuration: "
+                                  "implement from_config(cfg) and list the keys it reads in config_keys")
+
+    def cam_layers(self) -> dict[str, nn.Module]:
+        """Layer name -> the module whose output ``[B, C, h, w]`` Grad-CAM explains
+        (:func:`mrife.cam.cam`), the default layer first."""
+        raise NotImplementedError(f"{type(self).__name__} names no Grad-CAM layers: implement cam_layers()")
 
     def training_losses(self, images: Tensor, masks: Tensor, step: int,
                         generator: torch.Generator) -> dict[str, Tensor]:

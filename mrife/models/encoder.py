@@ -5,21 +5,27 @@ teacher (Sec. III-C-2). The backbone comes from timm with dilated last stages, s
 at output stride 8 one feature point covers one 8 x 8 pixel block of the input
 (the masking module relies on that correspondence).
 
-Reads top to bottom: input check, backbone factory (pretrained / local weights),
-ASPP, then the `Encoder` itself.
+Every model builds its encoders from one :class:`EncoderSpec`, the encoder's settings
+held once (DeepLabv3+ builds smp's encoder from it): a backbone, a band count or an
+output stride changes in one place.
+
+Reads top to bottom: input checks, the spec, backbone factory (pretrained / local
+weights), ASPP, then the `Encoder` itself.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import timm
 import torch
 from timm.layers import SEModule
 from torch import nn
 
-from mrife.config import PAPER_ASPP_RATES
+from mrife.config import PAPER_ASPP_RATES, ModelConfig, RunConfig
 
 #: ASPP rates at output stride 8 for the paper's 512-px input (DeepLab's choice, see
 #: NOTES.md); halved at OS 16. A smaller input takes mrife.config.aspp_rates_for.
@@ -48,6 +54,73 @@ def check_input(x: torch.Tensor, stride: int, who: str, bands: int = 3) -> None:
 def check_output_stride(output_stride: int) -> None:
     if output_stride not in OUTPUT_STRIDES:
         raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}")
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """The encoder's settings, held once: every model builds its encoders from one.
+
+    Attributes:
+        backbone: timm model name (the paper: "resnet101").
+        output_stride: input pixels per feature point, 8 or 16 (timm dilates the last stages).
+        channels: feature width C of the ASPP output (DeepLabv3's 256); at least 8, as
+            MRIFE's decoder narrows to C / 4.
+        aspp_rates: the ASPP's three atrous rates at output stride 8, in feature points
+            (halved at 16: :attr:`atrous_rates`).
+        bands: the input's channels (``data.bands``; 3 = RGB).
+        pretrained: ImageNet weights via timm (random init with a warning when offline).
+        weights_path: a local backbone state dict, timm naming (wins over `pretrained`; RGB only).
+
+    Raises:
+        ValueError: an output stride, backbone, width or weights file no encoder can take.
+    """
+
+    backbone: str = "resnet18"
+    output_stride: int = 8
+    channels: int = 256
+    aspp_rates: tuple[int, int, int] = ASPP_RATES_OS8
+    bands: int = 3
+    pretrained: bool = False
+    weights_path: str | Path | None = None
+
+    #: field -> the configuration key it is read from (:meth:`from_config`).
+    config_keys: ClassVar[dict[str, str]] = {
+        "backbone": "model.backbone", "output_stride": "model.output_stride", "channels": "model.channels",
+        "aspp_rates": "model.aspp_rates", "bands": "data.bands", "pretrained": "model.pretrained",
+        "weights_path": "model.weights_path",
+    }
+
+    def __post_init__(self):
+        check_output_stride(self.output_stride)
+        if not timm.is_model(self.backbone):
+            raise ValueError(f"unknown timm backbone {self.backbone!r} (model.backbone); "
+                             "try one of timm.list_models('resnet*')")
+        if int(self.channels) != self.channels or self.channels < 8:
+            raise ValueError(f"channels (model.channels) must be an integer >= 8, got {self.channels!r}")
+        if self.weights_path is not None and self.bands != 3:
+            raise ValueError(f"weights_path holds RGB weights; with data.bands = {self.bands} use model.pretrained "
+                             "(timm adapts the first layer) or no weights")
+        object.__setattr__(self, "aspp_rates", tuple(self.aspp_rates))  # a list from YAML or a keyword
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig | ModelConfig) -> EncoderSpec:
+        """The spec of a run's configuration (``model.*`` and ``data.bands``), or of a
+        ``model`` section alone (3 bands)."""
+        run = cfg if isinstance(cfg, RunConfig) else RunConfig(model=cfg)
+        values = {}
+        for field, key in cls.config_keys.items():
+            section, name = key.split(".")  # "data.bands" -> run.data.bands
+            values[field] = getattr(getattr(run, section), name)
+        return cls(**values)
+
+    @property
+    def atrous_rates(self) -> tuple[int, ...]:
+        """The ASPP's rates at this output stride: (12, 24, 36) -> (6, 12, 18) at 16, as DeepLab does."""
+        return tuple(r * 8 // self.output_stride for r in self.aspp_rates)
+
+    def build(self) -> Encoder:
+        """The project's encoder of these settings (backbone + ASPP + SE)."""
+        return Encoder(self)
 
 
 def load_backbone_weights(backbone: nn.Module, path: str | Path, name: str) -> None:
@@ -81,34 +154,23 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path, name: str) -> N
         )
 
 
-def create_backbone(
-    name: str,
-    output_stride: int,
-    out_indices: tuple[int, ...],
-    pretrained: bool = False,
-    weights_path: str | Path | None = None,
-    bands: int = 3,
-) -> tuple[nn.Module, bool]:
-    """Build a timm features-only backbone with dilated stages; returns (backbone, pretrained_loaded).
+def create_backbone(spec: EncoderSpec, out_indices: tuple[int, ...]) -> tuple[nn.Module, bool]:
+    """Build the timm features-only backbone of `spec`, dilated to its output stride;
+    returns (backbone, pretrained_loaded).
 
     `out_indices` are timm feature levels (for ResNets: 1 -> stride 4, 4 -> last stage).
-    `weights_path` (a local state dict) wins over `pretrained`; with `pretrained=True`
-    a failed download (no internet) warns and keeps the random initialization. `bands`
-    is the input's channel count (timm's ``in_chans``: ImageNet weights of the first conv
-    are adapted to it the way timm does).
+    `spec.weights_path` (a local state dict) wins over `spec.pretrained`; with `pretrained`
+    a failed download (no internet) warns and keeps the random initialization. The first
+    conv takes `spec.bands` channels (timm's ``in_chans``: ImageNet weights of the first
+    conv are adapted to it the way timm does).
     """
-    check_output_stride(output_stride)
-    if not timm.is_model(name):
-        raise ValueError(f"unknown timm backbone {name!r}; try one of timm.list_models('resnet*')")
-    kwargs = dict(features_only=True, output_stride=output_stride, out_indices=out_indices, in_chans=bands)
-    if weights_path is not None:
-        if bands != 3:
-            raise ValueError(f"weights_path holds RGB weights; with data.bands = {bands} use model.pretrained "
-                             "(timm adapts the first layer) or no weights")
+    name = spec.backbone
+    kwargs = dict(features_only=True, output_stride=spec.output_stride, out_indices=out_indices, in_chans=spec.bands)
+    if spec.weights_path is not None:
         backbone = timm.create_model(name, pretrained=False, **kwargs)
-        load_backbone_weights(backbone, weights_path, name)
+        load_backbone_weights(backbone, spec.weights_path, name)
         return backbone, True
-    if pretrained:
+    if spec.pretrained:
         try:
             return timm.create_model(name, pretrained=True, **kwargs), True
         except Exception as err:  # offline: huggingface_hub/httpx/urllib errors, not all OSError
@@ -143,8 +205,6 @@ class ASPP(nn.Module):
         super().__init__()
         if len(rates) != 3:
             raise ValueError(f"ASPP takes three atrous rates, got {tuple(rates)}")
-        if int(channels) != channels or channels < 8:  # MRIFE's decoder narrows to channels / 4
-            raise ValueError(f"channels (model.channels) must be an integer >= 8, got {channels!r}")
         self.branches = nn.ModuleList(
             [conv_bn_relu(in_channels, channels)]
             + [conv_bn_relu(in_channels, channels, 3, rate) for rate in rates]
@@ -163,36 +223,24 @@ class ASPP(nn.Module):
 class Encoder(nn.Module):
     """Backbone + ASPP + SE: image [B, bands, H, W] -> features [B, channels, H/os, W/os].
 
-    H and W must be divisible by `output_stride` (8 or 16); otherwise a ValueError
-    suggests the padded size. `aspp_rates` are the rates at output stride 8, halved
-    at output stride 16 as DeepLab does. `pretrained=True` asks timm for ImageNet
-    weights and falls back to random init with a warning when offline;
-    `weights_path` loads a local backbone state dict instead (timm naming).
-    Attribute `pretrained_loaded` tells whether backbone weights were loaded.
+    Built from an :class:`EncoderSpec` (a backbone name alone stands for ``EncoderSpec(name)``).
+    H and W must be divisible by the output stride (8 or 16); otherwise a ValueError
+    suggests the padded size. The ASPP's rates are the spec's at output stride 8, halved
+    at output stride 16 as DeepLab does. Attributes `out_channels` and `output_stride`
+    are what a decoder is built from; `pretrained_loaded` tells whether backbone weights
+    were loaded.
     """
 
-    def __init__(
-        self,
-        backbone: str = "resnet18",
-        output_stride: int = 8,
-        pretrained: bool = False,
-        weights_path: str | Path | None = None,
-        channels: int = 256,
-        aspp_rates: tuple[int, int, int] = ASPP_RATES_OS8,
-        aspp_dropout: float = 0.1,
-        bands: int = 3,
-    ):
+    def __init__(self, spec: EncoderSpec | str = EncoderSpec(), aspp_dropout: float = 0.1):
         super().__init__()
-        check_output_stride(output_stride)
-        self.output_stride = output_stride
-        self.out_channels = channels
-        self.bands = bands
-        self.backbone, self.pretrained_loaded = create_backbone(
-            backbone, output_stride, (4,), pretrained, weights_path, bands
-        )
-        rates = tuple(r * 8 // output_stride for r in aspp_rates)  # (12, 24, 36) -> (6, 12, 18) at OS 16
-        self.aspp = ASPP(self.backbone.feature_info.channels()[-1], channels, rates, aspp_dropout)
-        self.se = SEModule(channels, rd_ratio=1 / 16)  # reduction 16, sigmoid gate
+        spec = EncoderSpec(spec) if isinstance(spec, str) else spec
+        self.spec = spec
+        self.output_stride = spec.output_stride
+        self.out_channels = spec.channels
+        self.bands = spec.bands
+        self.backbone, self.pretrained_loaded = create_backbone(spec, (4,))
+        self.aspp = ASPP(self.backbone.feature_info.channels()[-1], spec.channels, spec.atrous_rates, aspp_dropout)
+        self.se = SEModule(spec.channels, rd_ratio=1 / 16)  # reduction 16, sigmoid gate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.output_stride, type(self).__name__, self.bands)

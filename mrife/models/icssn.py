@@ -65,12 +65,11 @@ in the book's chapter 6, not here.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mrife.config import MaskConfig, RunConfig
 from mrife.labels import IGNORE, LANDSLIDE
 from mrife.losses import object_contrast, sub_object_contrast
 from mrife.masking import BlockMasker
@@ -78,7 +77,7 @@ from mrife.metrics import ConfusionMatrix
 
 from .base import SegmentationModel
 from .decoder import Decoder
-from .encoder import ASPP_RATES_OS8, Encoder
+from .encoder import EncoderSpec
 
 LOSS_TERMS = ("loss", "ce", "cls", "obj_con", "sub_con")
 PROJECTION_DIM = 128
@@ -139,10 +138,8 @@ class ICSSN(SegmentationModel):
     ``test_metrics(loader)``: object-level accuracy and F1 of ``classify``.
 
     Args:
-        backbone: timm ResNet name (ICSSN: "resnet101").
-        pretrained: ImageNet weights via timm (random init with a warning when offline).
-        weights_path: local backbone state dict (wins over `pretrained`).
-        output_stride: the encoder's (8 or 16) = the block of the sub-object points.
+        encoder: the shared encoder's settings (ICSSN's backbone: "resnet101"); its output
+            stride is the block of the sub-object points.
         dropout: decoder and classifier dropout.
         cls_steps: classification steps at the start of each cycle (0: segmentation only).
         seg_steps: segmentation steps that follow them (at least 1).
@@ -150,21 +147,18 @@ class ICSSN(SegmentationModel):
         obj_con_weight: weight of the object-level contrast in the classification phase.
         sub_con_weight: weight of the sub-object-level contrast in the segmentation phase.
         num_classes: segmentation classes (2: background, landslide).
-        channels: the shared encoder's feature width (ASPP output).
-        mask_strategy, mask_ratio: which boundary blocks are the sub-object points, as
-            for MRIFE's mask module (``mrife.masking.BlockMasker``).
-        bands: the input's channels (``data.bands``; 3 = RGB).
-        aspp_rates: the shared encoder's ASPP rates at output stride 8 (halved at 16).
+        mask: ``strategy`` and ``ratio`` say which boundary blocks are the sub-object
+            points, as for MRIFE's mask module (``mrife.masking.BlockMasker``); a point is
+            one feature point, so ``block`` stays None.
     """
 
     batch_split = None  # the object contrast compares every image of the batch
+    config_keys = (*EncoderSpec.config_keys.values(), "model.dropout", "model.cls_steps", "model.seg_steps",
+                   "loss.temperature", "model.obj_con_weight", "model.sub_con_weight", "mask.strategy", "mask.ratio")
 
     def __init__(
         self,
-        backbone: str = "resnet18",
-        pretrained: bool = False,
-        weights_path: str | Path | None = None,
-        output_stride: int = 8,
+        encoder: EncoderSpec = EncoderSpec(),
         dropout: float = 0.1,
         cls_steps: int = 5,
         seg_steps: int = 15,
@@ -172,13 +166,10 @@ class ICSSN(SegmentationModel):
         obj_con_weight: float = 1.0,
         sub_con_weight: float = 0.1,
         num_classes: int = 2,
-        channels: int = 256,
-        mask_strategy: str = "edge+back",
-        mask_ratio: float = 0.5,
-        bands: int = 3,
-        aspp_rates: tuple[int, int, int] = ASPP_RATES_OS8,
+        mask: MaskConfig | None = None,
     ):
         super().__init__()
+        mask = MaskConfig() if mask is None else mask
         if int(cls_steps) != cls_steps or cls_steps < 0:
             raise ValueError(f"cls_steps must be an integer >= 0, got {cls_steps!r}")
         if int(seg_steps) != seg_steps or seg_steps < 1:
@@ -186,17 +177,30 @@ class ICSSN(SegmentationModel):
                              f"got {seg_steps!r}")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        self.output_stride = output_stride
-        self.masker = BlockMasker(output_stride, mask_strategy, mask_ratio)
+        if mask.block not in (None, encoder.output_stride):
+            raise ValueError(f"mask.block {mask.block} is not ICSSN's: its sub-object points are single feature "
+                             f"points, blocks of the output stride {encoder.output_stride} (leave mask.block None)")
+        self.output_stride = encoder.output_stride
+        self.masker = BlockMasker(self.output_stride, mask.strategy, mask.ratio)
         self.cls_steps, self.seg_steps = int(cls_steps), int(seg_steps)
         self.temperature = temperature
         self.obj_con_weight, self.sub_con_weight = obj_con_weight, sub_con_weight
-        self.encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels, aspp_rates, bands=bands)
-        self.decoder = Decoder(self.encoder.out_channels, num_classes, output_stride, dropout)
+        self.encoder = encoder.build()
+        self.decoder = Decoder(self.encoder.out_channels, num_classes, self.output_stride, dropout)
         self.object_head = ObjectHead(self.encoder.out_channels, 2, PROJECTION_DIM, dropout)
         # Sub-object projection head: [B, C, h, w] -> [B, PROJECTION_DIM, h, w].
+        channels = self.encoder.out_channels
         self.point_head = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.ReLU(inplace=True),
                                         nn.Conv2d(channels, PROJECTION_DIM, 1))
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> ICSSN:
+        m = cfg.model
+        return cls(EncoderSpec.from_config(cfg), m.dropout, m.cls_steps, m.seg_steps, cfg.loss.temperature,
+                   m.obj_con_weight, m.sub_con_weight, mask=cfg.mask)
+
+    def cam_layers(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder}
 
     def phase(self, step: int) -> str:
         """"cls" for the first `cls_steps` steps of each cycle, then "seg" for `seg_steps`."""

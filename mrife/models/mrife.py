@@ -25,17 +25,18 @@ The teacher is a timm `ModelEmaV3` registered as the submodule `teacher_ema`
 parameters have `requires_grad=False` but still appear in `model.parameters()`:
 build optimizers from `model.trainable_parameters()`.
 
-MRIFE owns its mask module (`model.masker`, built from its `output_stride`,
-`mask_strategy` and `mask_ratio`) and its joint loss (Eq. 8, `alpha`, `beta`, `gamma`,
-`temperature`): `training_losses` masks the batch, runs the three encoders and
-returns every term, and `after_step` moves the teacher (the contract of `base.py`).
+MRIFE owns its mask module (`model.masker`, built from its output stride and a
+:class:`~mrife.config.MaskConfig`) and its joint loss (Eq. 8, a
+:class:`~mrife.config.LossConfig`): `training_losses` masks the batch, runs the three
+encoders and returns every term, and `after_step` moves the teacher (the contract of
+`base.py`). Its three encoders are built from one :class:`~mrife.models.encoder.EncoderSpec`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-from pathlib import Path
+import dataclasses
 from typing import NamedTuple
 
 import torch
@@ -43,12 +44,13 @@ import torch.nn.functional as F
 from timm.utils import ModelEmaV3
 from torch import Tensor, nn
 
+from mrife.config import LossConfig, MaskConfig, RunConfig
 from mrife.losses import SFCE_REDUCTIONS, LossWeights, joint_loss
 from mrife.masking import BlockMasker
 
 from .base import SegmentationModel
 from .decoder import Decoder
-from .encoder import ASPP_RATES_OS8, Encoder, check_input
+from .encoder import Encoder, EncoderSpec, check_input
 
 FUSIONS = ("add", "concat")
 TEACHER_BN = ("ema", "batch")
@@ -90,6 +92,8 @@ class Fusion(nn.Module):
 class SegBranch(SegmentationModel):
     """The segmentation branch alone ("B (seg branch)"): image [B, 3, H, W] -> logits [B, K, H, W]."""
 
+    config_keys = (*EncoderSpec.config_keys.values(), "model.dropout")
+
     def __init__(self, encoder: Encoder, decoder: Decoder):
         super().__init__()
         if encoder.output_stride != decoder.output_stride:
@@ -100,39 +104,32 @@ class SegBranch(SegmentationModel):
         self.decoder = decoder
         self.output_stride = encoder.output_stride
 
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> SegBranch:
+        return build_segbranch(EncoderSpec.from_config(cfg), cfg.model.dropout)
+
+    def cam_layers(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))  # [B, 3, H, W] -> [B, C, h, w] -> [B, K, H, W]
 
 
-def build_segbranch(
-    backbone: str = "resnet18",
-    pretrained: bool = False,
-    weights_path: str | Path | None = None,
-    output_stride: int = 8,
-    dropout: float = 0.1,
-    num_classes: int = 2,
-    channels: int = 256,
-    bands: int = 3,
-    aspp_rates: tuple[int, int, int] = ASPP_RATES_OS8,
-) -> SegBranch:
+def build_segbranch(encoder: EncoderSpec = EncoderSpec(), dropout: float = 0.1, num_classes: int = 2) -> SegBranch:
     """The segmentation branch with MRIFE's encoder and decoder (the ablation's "B").
 
-    `output_stride` is 8 or 16; `channels` is the encoder's feature width; `bands` the
-    input's channels (``data.bands``); `aspp_rates` the ASPP's rates at output stride 8.
+    `dropout` is the decoder's; `num_classes` its output classes (2: background, landslide).
     """
-    encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels, aspp_rates, bands=bands)
-    return SegBranch(encoder, Decoder(encoder.out_channels, num_classes, output_stride, dropout))
+    features = encoder.build()
+    return SegBranch(features, Decoder(features.out_channels, num_classes, encoder.output_stride, dropout))
 
 
 class MRIFE(SegmentationModel):
     """The full model. Eval: x -> logits; train: (x, masked) -> `MRIFEOutput`.
 
     Args:
-        backbone: timm ResNet name (the paper: "resnet101").
-        pretrained: ImageNet weights via timm (random init with a warning when offline).
-        weights_path: local backbone state dict for all encoders (wins over `pretrained`).
-        output_stride: of all encoders (8 or 16), and by default the masked block size in
-            pixels: one feature point per block.
+        encoder: the settings of all three encoders; its output stride is by default the
+            masked block size in pixels too (one feature point per block).
         fusion: "add" (paper) or "concat".
         fuse_train: features fused with the segmentation features during training,
             "student" (student(masked), the project's default) or "teacher" (teacher(x)).
@@ -142,77 +139,78 @@ class MRIFE(SegmentationModel):
             own running statistics, updated by its forward passes, at test time).
         dropout: decoder dropout.
         num_classes: output classes (2: background, landslide).
-        channels: feature width C of every encoder (ASPP output), 256 as in DeepLabv3.
-        mask_strategy: which blocks are masked as class 1 (``mrife.masking.STRATEGIES``).
-        mask_ratio: share of the class-1 blocks masked per image.
-        mask_block: masked block size in pixels, a multiple of `output_stride` (None: equal
-            to it). A block of k x k feature points is one row of MFM and SFCE: the student
-            and teacher maps are average-pooled k x k for the two losses (Table V at a fixed
-            output stride); the decoder still sees the full maps.
-        alpha, beta, gamma: weights of L_Reconst, L_Cons and L_CE in Eq. (8).
-        temperature: tau of the SFCE contrast, Eq. (5).
-        sfce_reduction: "sum" (the paper's Eq. 4) or "mean" over the SFCE anchors.
-        bands: the input's channels (``data.bands``; 3 = RGB).
-        aspp_rates: the ASPP's atrous rates at output stride 8 (halved at 16), every encoder.
+        mask: the mask module: ``strategy`` (which blocks are masked as class 1,
+            ``mrife.masking.STRATEGIES``), ``ratio`` (share of the class-1 blocks masked per
+            image) and ``block`` (masked block size in pixels, a multiple of the output
+            stride; None: equal to it). A block of k x k feature points is one row of MFM
+            and SFCE: the student and teacher maps are average-pooled k x k for the two
+            losses (Table V at a fixed output stride); the decoder still sees the full maps.
+        loss: Eq. (8): ``alpha``, ``beta``, ``gamma`` weigh L_Reconst, L_Cons and L_CE;
+            ``temperature`` is tau of the SFCE contrast, Eq. (5); ``sfce_reduction`` "sum"
+            (the paper's Eq. 4) or "mean" over the SFCE anchors.
     """
 
     batch_split = "pairs"  # SFCE contrasts the images of a pair
 
+    config_keys = (*EncoderSpec.config_keys.values(), "model.fusion", "model.fuse_train", "model.ema_decay",
+                   "model.teacher_bn", "model.dropout", "mask.strategy", "mask.ratio", "mask.block",
+                   "loss.alpha", "loss.beta", "loss.gamma", "loss.temperature", "loss.sfce_reduction")
+
     def __init__(
         self,
-        backbone: str = "resnet18",
-        pretrained: bool = False,
-        weights_path: str | Path | None = None,
-        output_stride: int = 8,
+        encoder: EncoderSpec = EncoderSpec(),
         fusion: str = "add",
         fuse_train: str = "student",
         ema_decay: float = 0.996,
         teacher_bn: str = "ema",
         dropout: float = 0.1,
         num_classes: int = 2,
-        channels: int = 256,
-        mask_strategy: str = "edge+back",
-        mask_ratio: float = 0.5,
-        mask_block: int | None = None,
-        alpha: float = 1.0,
-        beta: float = 1.0,
-        gamma: float = 1.0,
-        temperature: float = 0.07,
-        sfce_reduction: str = "sum",
-        bands: int = 3,
-        aspp_rates: tuple[int, int, int] = ASPP_RATES_OS8,
+        mask: MaskConfig | None = None,
+        loss: LossConfig | None = None,
     ):
         super().__init__()
-        if sfce_reduction not in SFCE_REDUCTIONS:
-            raise ValueError(f"sfce_reduction must be one of {SFCE_REDUCTIONS}, got {sfce_reduction!r}")
+        mask = MaskConfig() if mask is None else mask
+        loss = LossConfig() if loss is None else loss
+        if loss.sfce_reduction not in SFCE_REDUCTIONS:
+            raise ValueError(f"sfce_reduction must be one of {SFCE_REDUCTIONS}, got {loss.sfce_reduction!r}")
         if teacher_bn not in TEACHER_BN:
             raise ValueError(f"teacher_bn must be one of {TEACHER_BN}, got {teacher_bn!r}")
         if fuse_train not in FUSE_TRAIN:
             raise ValueError(f"fuse_train must be one of {FUSE_TRAIN}, got {fuse_train!r}")
         if not 0.0 <= ema_decay <= 1.0:
             raise ValueError(f"ema_decay must be in [0, 1], got {ema_decay!r}")
-        self.output_stride = output_stride
+        self.output_stride = encoder.output_stride
         self.fuse_train, self.teacher_bn = fuse_train, teacher_bn
-        mask_block = output_stride if mask_block is None else mask_block
-        if mask_block % output_stride:
-            raise ValueError(f"mask.block {mask_block} must be a multiple of the output stride {output_stride} "
+        block = self.output_stride if mask.block is None else mask.block
+        if block % self.output_stride:
+            raise ValueError(f"mask.block {block} must be a multiple of the output stride {self.output_stride} "
                              "(a block is a whole number of feature points)")
-        self.masker = BlockMasker(mask_block, mask_strategy, mask_ratio)
-        self.weights = LossWeights(alpha, beta, gamma)
-        self.temperature, self.sfce_reduction = temperature, sfce_reduction
-        self.seg_encoder = Encoder(backbone, output_stride, pretrained, weights_path, channels, aspp_rates,
-                                   bands=bands)
+        self.masker = BlockMasker(block, mask.strategy, mask.ratio)
+        self.weights = LossWeights(loss.alpha, loss.beta, loss.gamma)
+        self.temperature, self.sfce_reduction = loss.temperature, loss.sfce_reduction
+        self.seg_encoder = encoder.build()
         # Same architecture, separate parameters. When the download already failed
         # for seg_encoder, do not wait for it to fail again (timm retries for ~50 s).
-        pretrained = pretrained and self.seg_encoder.pretrained_loaded
-        self.student = Encoder(backbone, output_stride, pretrained, weights_path, channels, aspp_rates, bands=bands)
+        pretrained = encoder.pretrained and self.seg_encoder.pretrained_loaded
+        self.student = dataclasses.replace(encoder, pretrained=pretrained).build()
         # ModelEmaV3 deep-copies the student (teacher starts equal to it, as in DINO),
         # and its update lerps every floating state_dict entry: weights and BN buffers.
         self.teacher_ema = ModelEmaV3(self.student, decay=ema_decay)
         self.teacher_ema.requires_grad_(False)
-        self.fuse = Fusion(fusion, channels)
-        self.decoder = Decoder(channels, num_classes, output_stride, dropout)
+        self.fuse = Fusion(fusion, encoder.channels)
+        self.decoder = Decoder(encoder.channels, num_classes, self.output_stride, dropout)
         self._enhancement = True  # False inside enhancement_off()
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> MRIFE:
+        m = cfg.model
+        return cls(EncoderSpec.from_config(cfg), m.fusion, m.fuse_train, m.ema_decay, m.teacher_bn, m.dropout,
+                   mask=cfg.mask, loss=cfg.loss)
+
+    def cam_layers(self) -> dict[str, nn.Module]:
+        """``fused`` (what the decoder reads), ``segmentation`` (the segmentation encoder's
+        output, before fusion), ``enhancement`` (the teacher's: the branch at test time)."""
+        return {"fused": self.fuse, "segmentation": self.seg_encoder, "enhancement": self.teacher}
 
     @contextlib.contextmanager
     def enhancement_off(self):
