@@ -251,6 +251,30 @@ def seed_table(profile: str, rows: dict[str, str], root=None) -> pd.DataFrame:
     return pd.DataFrame(list(table.values()), index=index, columns=columns).astype({"first epoch": "Int64"})
 
 
+def branch_table(profile: str, rows: dict[str, str], metric: str = "lIoU", ablation: str = "enhancement_off",
+                 root=None) -> pd.DataFrame:
+    """What a part of the model adds at test, seed by seed: each finished run scored whole
+    and with the part switched off (``<ablation>_<metric>`` of its test metrics, written
+    by the model's ``test_ablations``; MRIFE's is its enhancement branch).
+
+    Args:
+        rows: label -> experiment name; an experiment with no finished seed is left out.
+
+    Returns:
+        A DataFrame indexed by ``(label, seed)`` with columns ``whole``, ``without`` (the
+        metric of the best-validation checkpoint with the part switched off; NaN for a run
+        trained before the ablation was recorded), ``adds`` (whole minus without) and
+        ``CPU`` (:attr:`mrife.results.Result.cpu`).
+    """
+    table = {}
+    for label, experiment in rows.items():
+        for res in results_if_any(profile, experiment, root):
+            whole, without = float(res.test[metric]), float(res.test.get(f"{ablation}_{metric}", np.nan))
+            table[(label, res.seed)] = {"whole": whole, "without": without, "adds": whole - without, "CPU": res.cpu}
+    index = pd.MultiIndex.from_tuples(list(table), names=["model", "seed"])
+    return pd.DataFrame(list(table.values()), index=index, columns=["whole", "without", "adds", "CPU"])
+
+
 def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd.DataFrame:
     """The candidates of an open choice (:data:`mrife.experiments.CHOICES`) on the validation split.
 

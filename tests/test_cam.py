@@ -26,13 +26,7 @@ from mrife.models import MODEL_NAMES, DeepLabV3Plus, SegmentationModel, build_mo
 B, H, W = 2, 32, 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids OpenMP's overhead (and contention on a shared CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors (conftest.py)
 
 
 def label() -> torch.Tensor:

@@ -10,13 +10,12 @@ from mrife.models import MODEL_NAMES, build_model
 from mrife.reproduce import reproduce
 from mrife.runs import load_run
 
-TINY = ["data.synthetic_scenes=6", "data.synthetic_size=64", "data.tile_size=32", "data.tile_stride=32",
-        "data.input_size=32", "train.batch_size=2", "train.epochs=1"]
+FIGURE_TILES = ["data.synthetic_scenes=6", "data.tile_size=32", "data.tile_stride=32"]  # beside conftest's tiny
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_compute_stores_the_prediction_and_every_layer_of_each_model(name):
-    cfg = load_profile("smoke", [f"model.name={name}", *TINY])
+def test_compute_stores_the_prediction_and_every_layer_of_each_model(name, tiny):
+    cfg = load_profile("smoke", [f"model.name={name}", *tiny, *FIGURE_TILES])
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     arrays = figures.compute(cfg, model)
@@ -35,10 +34,10 @@ def test_compute_stores_the_prediction_and_every_layer_of_each_model(name):
             f"{layer}: the stored map must be Grad-CAM of the labelled pixels to within its 1/255 steps"
 
 
-def test_reproduce_writes_figure_data_and_adds_it_to_finished_runs(tmp_path, monkeypatch, capsys):
+def test_reproduce_writes_figure_data_and_adds_it_to_finished_runs(tmp_path, monkeypatch, capsys, tiny):
     from mrife import config
 
-    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
+    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *tiny, *FIGURE_TILES])
     run = reproduce("smoke", tmp_path, ["segbranch"], progress=False)["segbranch"][0]
     data = figures.read(run)
     cfg, model = load_run(run)
@@ -62,18 +61,18 @@ def test_reproduce_writes_figure_data_and_adds_it_to_finished_runs(tmp_path, mon
         figures.read(run)
 
 
-def test_tile_batch_refuses_tiles_of_other_data():
-    cfg = load_profile("smoke", TINY)
+def test_tile_batch_refuses_tiles_of_other_data(tiny):
+    cfg = load_profile("smoke", [*tiny, *FIGURE_TILES])
     tiles = figures.figure_tiles(figures.test_split(cfg))
     with pytest.raises(ValueError, match="data or its tiling changed"):
         figures.tile_batch(cfg, [t + 1 for t in tiles])
 
 
-def test_drawn_takes_the_lowest_seed_with_figure_data(tmp_path, monkeypatch, capsys):
+def test_drawn_takes_the_lowest_seed_with_figure_data(tmp_path, monkeypatch, capsys, tiny):
     from mrife import config
     from mrife.results import drawn
 
-    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
+    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *tiny, *FIGURE_TILES])
     runs = reproduce("smoke", tmp_path, ["segbranch"], progress=False, seeds=[0, 1])["segbranch"]
     (runs[0] / figures.FILE).unlink()  # seed 0 as a run trained before figure data existed
     capsys.readouterr()

@@ -25,11 +25,9 @@ from mrife.metrics import METRIC_NAMES, metrics_from_counts
 from mrife.reproduce import check, epochs_within, plan, reproduce
 from mrife.results import finished, result, results, run_times, scene_confusions, seed_scene_confusions, sizing_runs
 from mrife.runs import changed_tree, epoch_seconds, load_run, run_dir_for
-from mrife.tables import choice_table, compare, seed_bootstrap, seed_pairing, seed_table, verdicts
+from mrife.tables import branch_table, choice_table, compare, seed_bootstrap, seed_pairing, seed_table, verdicts
 from mrife.train import expected_time, fit
 
-TINY = ["data.synthetic_scenes=4", "data.synthetic_size=64", "data.tile_size=64", "data.input_size=32",
-        "train.batch_size=2", "train.epochs=1"]
 PAPER = {"Baseline": {"lIoU": 0.3381, "F1": 0.5054}, "Other": {"lIoU": 0.1, "F1": 0.2}}
 
 
@@ -87,8 +85,8 @@ def test_plan_lists_the_runs_still_missing_with_their_expected_time(tmp_path):
     assert len(unknown) == 1 and math.isnan(unknown["expected (s)"].iloc[0]), "no measured epoch: no guess"
 
 
-def test_a_run_without_a_progress_bar_says_its_expected_time_in_the_log(tmp_path, caplog):
-    cfg = load_profile("smoke", [*TINY, "model.name=segbranch"])
+def test_a_run_without_a_progress_bar_says_its_expected_time_in_the_log(tmp_path, caplog, tiny):
+    cfg = load_profile("smoke", [*tiny, "model.name=segbranch"])
     with caplog.at_level(logging.INFO, logger="mrife.train"):
         fit(cfg, tmp_path, progress=False)
     assert "1 epochs to train" in caplog.text, "a log without bars still says what the run will take"
@@ -126,11 +124,18 @@ def test_missing_run_says_how_to_produce_it(tmp_path):
         "columns per metric: paper, ours, sd, n"
 
 
-def test_reproduce_writes_runs_the_tables_read(tmp_path, monkeypatch, capsys):
-    # The tiny overrides go into the profile so that result() finds the same config hash.
-    from mrife import config
+def test_the_branch_table_reads_what_the_enhancement_branch_adds_seed_by_seed(tmp_path, tiny_smoke):
+    reproduce("smoke", tmp_path, ["mrife", "segbranch"], progress=False)
+    table = branch_table("smoke", {"MRIFE": "mrife", "B": "segbranch", "none": "mrife-mfm"}, root=tmp_path)
+    assert table.index.tolist() == [("MRIFE", 0), ("B", 0)], "a row per finished run"
+    test = result("smoke", "mrife", root=tmp_path).test
+    assert table.loc[("MRIFE", 0)].drop("CPU").tolist() == pytest.approx(
+        [test["lIoU"], test["enhancement_off_lIoU"], test["lIoU"] - test["enhancement_off_lIoU"]])
+    assert math.isnan(table.loc[("B", 0), "without"]), "a model with nothing to switch off has no such score"
+    assert table.loc[("MRIFE", 0), "CPU"] == result("smoke", "mrife", root=tmp_path).cpu != ""
 
-    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
+
+def test_reproduce_writes_runs_the_tables_read(tmp_path, capsys, tiny_smoke):
     runs = reproduce("smoke", tmp_path, ["segbranch"], progress=False)
     assert (tmp_path / "smoke" / "index.json").exists(), "the index of finished runs is missing"
     res = result("smoke", "segbranch", root=tmp_path)
@@ -187,10 +192,7 @@ def test_cli_help_states_the_default_seeds(capsys):
         assert needle in text, f"--seeds help must say {needle!r}"
 
 
-def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
-    from mrife import config
-
-    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
+def test_reproduce_over_two_seeds(tmp_path, monkeypatch, tiny_smoke):
     # An alias of segbranch: the same config, so the same run directories (nothing to train).
     monkeypatch.setitem(EXPERIMENTS, "segbranch-alias", list(EXPERIMENTS["segbranch"]))
     runs = reproduce("smoke", tmp_path, ["segbranch"], progress=False, seeds=[0, 1])
@@ -301,12 +303,9 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch):
         reproduce("smoke", tmp_path, ["segbranch"], overrides=["seed=3"], progress=False)
 
 
-def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch):
-    from mrife import config
-
+def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch, tiny_smoke):
     assert all(c in EXPERIMENTS or c in CANDIDATES
                for cs in CHOICES.values() for c in cs), "every candidate must be runnable"
-    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
     monkeypatch.setitem(CHOICES, "toy", ("segbranch", "segbranch-lr"))
     monkeypatch.setitem(CANDIDATES, "segbranch-lr", ["model.name=segbranch", "train.lr=0.05"])
     table = choice_table("smoke", "toy", root=tmp_path)
@@ -413,17 +412,17 @@ def test_the_leader_is_judged_against_the_default(monkeypatch):
     monkeypatch.setitem(CANDIDATES, "b", ["model.name=segbranch", "train.lr=0.1"])
     scores.update(segbranch={0: 0.10, 1: 0.12, 2: 0.11}, a={0: 0.40, 1: 0.41, 2: 0.42}, b={0: 0.39, 1: 0.41, 2: 0.40})
     table = choice_table("smoke", "toy")
-    assert table["decision"].tolist() == ["", "chosen", ""], \
+    assert table["decision"].tolist() == [Decision.NONE, Decision.CHOSEN, Decision.NONE], \
         f"two candidates far ahead of the default, within noise of each other: the leader is chosen\n{table}"
     scores["b"] = {0: 0.5, 1: 0.6}
     table = choice_table("smoke", "toy")
-    assert table.loc["b", "decision"] == "leading; undecided below 3 seeds", "every candidate needs 3 seeds"
+    assert table.loc["b", "decision"] is Decision.UNDECIDED, "every candidate needs 3 seeds"
     scores.update(a={0: 0.10, 1: 0.13, 2: 0.12}, b={0: 0.05, 1: 0.15, 2: 0.1})
     table = choice_table("smoke", "toy")
-    assert table.loc["a", "decision"] == "best, within seed noise" and \
-        table.loc["segbranch", "decision"] == "kept: no clear winner"
+    assert table.loc["a", "decision"] is Decision.WITHIN_NOISE and \
+        table.loc["segbranch", "decision"] is Decision.NO_CLEAR_WINNER
     scores.update(segbranch={0: 0.5, 1: 0.5, 2: 0.5})
-    assert choice_table("smoke", "toy").loc["segbranch", "decision"] == "kept: the default leads"
+    assert choice_table("smoke", "toy").loc["segbranch", "decision"] is Decision.DEFAULT_LEADS
 
 
 def test_two_reproductions_sharing_a_folder_keep_each_others_index(tmp_path, monkeypatch):
@@ -441,8 +440,8 @@ def test_two_reproductions_sharing_a_folder_keep_each_others_index(tmp_path, mon
     assert set(index["segbranch"]) == {"0"}
 
 
-def test_sizing_runs_are_read_by_model_and_length(tmp_path):
-    run = fit(load_profile("smoke", ["model.name=segbranch", *TINY, "train.epochs=2"]), tmp_path / "sizing",
+def test_sizing_runs_are_read_by_model_and_length(tmp_path, tiny):
+    run = fit(load_profile("smoke", ["model.name=segbranch", *tiny, "train.epochs=2"]), tmp_path / "sizing",
               progress=False)
     (tmp_path / "sizing" / "unfinished").mkdir()
     found = sizing_runs(tmp_path)
@@ -450,10 +449,7 @@ def test_sizing_runs_are_read_by_model_and_length(tmp_path):
     assert found["segbranch, 2 epochs"].run == run and len(found["segbranch, 2 epochs"].history) == 2
 
 
-def test_check_retrains_a_run_and_places_it_within_the_committed_seeds(tmp_path, monkeypatch, capsys):
-    from mrife import config
-
-    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
+def test_check_retrains_a_run_and_places_it_within_the_committed_seeds(tmp_path, capsys, tiny_smoke):
     with pytest.raises(FileNotFoundError, match="no finished run of 'segbranch'"):
         check("smoke", "segbranch", root=tmp_path, progress=False)  # nothing committed: nothing trained
     assert not (tmp_path / "check").exists()
@@ -481,10 +477,7 @@ def test_check_retrains_a_run_and_places_it_within_the_committed_seeds(tmp_path,
         "--check with --force must be refused"
 
 
-def test_force_trains_a_finished_run_again(tmp_path, monkeypatch, capsys):
-    from mrife import config
-
-    monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *TINY])
+def test_force_trains_a_finished_run_again(tmp_path, capsys, tiny_smoke):
     run = reproduce("smoke", tmp_path, ["segbranch"], progress=False)["segbranch"][0]
     first = (run / "test_metrics.json").read_text()
     (run / "marker").write_text("left by the first training")

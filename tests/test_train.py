@@ -16,8 +16,7 @@ from mrife.models import build_model
 from mrife.runs import load_run
 from mrife.train import fit
 
-TINY = ["data.synthetic_scenes=6", "data.synthetic_size=64", "data.tile_size=64", "data.input_size=32",
-        "train.batch_size=2", "train.epochs=2"]
+MORE = ["data.synthetic_scenes=6", "train.epochs=2"]  # beside conftest's tiny: two epochs, to resume between
 
 
 def test_mrife_steps_lower_the_loss():
@@ -42,8 +41,8 @@ def test_mrife_steps_lower_the_loss():
 
 
 @pytest.mark.parametrize("name", ["mrife", "segbranch"])
-def test_same_seed_same_history(tmp_path, name):
-    cfg = load_profile("smoke", [*TINY, f"model.name={name}"])
+def test_same_seed_same_history(tmp_path, name, tiny):
+    cfg = load_profile("smoke", [*tiny, *MORE, f"model.name={name}"])
     a = fit(cfg, tmp_path / "a", progress=False)
     b = fit(cfg, tmp_path / "b", progress=False)
     ha = json.loads((a / "history.json").read_text())
@@ -51,12 +50,12 @@ def test_same_seed_same_history(tmp_path, name):
     strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
     assert strip(ha) == strip(hb), "two runs with one seed and config gave different histories"
     assert (a / "test_metrics.json").read_text() == (b / "test_metrics.json").read_text()
-    c = fit(load_profile("smoke", [*TINY, f"model.name={name}", "seed=1"]), tmp_path / "c", progress=False)
+    c = fit(load_profile("smoke", [*tiny, *MORE, f"model.name={name}", "seed=1"]), tmp_path / "c", progress=False)
     assert strip(json.loads((c / "history.json").read_text())) != strip(ha), "the seed changed nothing"
 
 
-def test_run_directory_contents_and_resume(tmp_path, monkeypatch):
-    cfg = load_profile("smoke", TINY)
+def test_run_directory_contents_and_resume(tmp_path, monkeypatch, tiny):
+    cfg = load_profile("smoke", [*tiny, *MORE])
     full = fit(cfg, tmp_path / "full", progress=False)
     for name in ("config.yaml", "history.json", "best.pt", "test_metrics.json", "provenance.json"):
         assert (full / name).exists(), f"{name} missing from the run directory"
@@ -128,15 +127,15 @@ def test_provenance_outside_a_checkout(monkeypatch):
     assert prov["git_commit"] == "unknown" and prov["git_dirty"] is None
 
 
-def test_non_finite_loss_stops_with_clear_error(tmp_path):
-    cfg = load_profile("smoke", [*TINY, "train.lr=1e30", "model.name=segbranch"])
+def test_non_finite_loss_stops_with_clear_error(tmp_path, tiny):
+    cfg = load_profile("smoke", [*tiny, *MORE, "train.lr=1e30", "model.name=segbranch"])
     with pytest.raises(FloatingPointError, match="non-finite loss"):
         fit(cfg, tmp_path, progress=False)
 
 
-def test_cli_train_evaluate_info(tmp_path, capsys):
+def test_cli_train_evaluate_info(tmp_path, capsys, tiny):
     args = ["train", "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]
-    assert main([*args, *sum((["--set", o] for o in TINY), [])]) == 0
+    assert main([*args, *sum((["--set", o] for o in [*tiny, *MORE]), [])]) == 0
     run = next(tmp_path.iterdir())
     assert main(["evaluate", str(run), "--split", "val"]) == 0
     assert '"lIoU"' in capsys.readouterr().out
@@ -148,7 +147,7 @@ def test_cli_train_evaluate_info(tmp_path, capsys):
 
     # --force trains the finished run again, in place
     before = (run / "test_metrics.json").stat().st_mtime_ns
-    assert main([*args, *sum((["--set", o] for o in TINY), []), "--force"]) == 0
+    assert main([*args, *sum((["--set", o] for o in [*tiny, *MORE]), []), "--force"]) == 0
     assert (run / "test_metrics.json").stat().st_mtime_ns != before, "--force did not train again"
     assert sorted(p.name for p in tmp_path.iterdir()) == [run.name], "--force should retrain in place"
 
@@ -178,8 +177,8 @@ class _Payload:
         return (print, ("a checkpoint ran code",))
 
 
-def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
-    run = fit(load_profile("smoke", [*TINY, "train.epochs=1", "model.name=segbranch"]), tmp_path, progress=False)
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys, tiny):
+    run = fit(load_profile("smoke", [*tiny, *MORE, "train.epochs=1", "model.name=segbranch"]), tmp_path, progress=False)
     state = torch.load(run / "best.pt", weights_only=True)
     torch.save({**state, "extra": _Payload()}, run / "best.pt")
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
@@ -201,10 +200,10 @@ def test_paper_profile_dry_run_builds_everything_and_projects_the_time(capsys):
     assert "peak memory:" in out and "projected: 100 epochs x" in out
 
 
-def test_runs_take_the_name_their_config_has_after_a_field_is_added(tmp_path):
+def test_runs_take_the_name_their_config_has_after_a_field_is_added(tmp_path, tiny):
     import yaml
 
-    cfg = load_profile("smoke", [*TINY, "model.name=segbranch"])
+    cfg = load_profile("smoke", [*tiny, *MORE, "model.name=segbranch"])
     run = fit(cfg, tmp_path / "smoke", progress=False)
     # As if the run were trained before `mask.block` existed, under the hash of that time.
     old = run.parent / "segbranch-0123456789"
@@ -239,12 +238,12 @@ def test_a_teacher_with_batch_statistics_feeds_the_decoder_alike_in_training_and
         "student's in training (if not, this test no longer tells the designs apart)"
 
 
-def test_each_epoch_records_the_validation_ap_and_mrife_its_test_metrics_without_the_branch(tmp_path):
+def test_each_epoch_records_the_validation_ap_and_mrife_its_test_metrics_without_the_branch(tmp_path, tiny):
     from sklearn.metrics import average_precision_score
 
     from mrife.labels import IGNORE
 
-    cfg = load_profile("smoke", [*TINY, "train.epochs=1", "model.name=mrife"])
+    cfg = load_profile("smoke", [*tiny, *MORE, "train.epochs=1", "model.name=mrife"])
     run = fit(cfg, tmp_path, progress=False)
     history = json.loads((run / "history.json").read_text())
     test = json.loads((run / "test_metrics.json").read_text())
@@ -262,7 +261,8 @@ def test_each_epoch_records_the_validation_ap_and_mrife_its_test_metrics_without
     # The test split scored again with the enhancement features zeroed, beside the whole model.
     off = {k: v for k, v in test.items() if k.startswith("enhancement_off_")}
     assert sorted(off) == sorted(f"enhancement_off_{m}" for m in ("PA", "precision", "recall", "F1", "lIoU", "mIoU"))
-    segbranch = fit(load_profile("smoke", [*TINY, "train.epochs=1", "model.name=segbranch"]), tmp_path, progress=False)
+    segbranch = fit(load_profile("smoke", [*tiny, *MORE, "train.epochs=1", "model.name=segbranch"]), tmp_path,
+                    progress=False)
     assert not any(k.startswith("enhancement_off") for k in json.loads((segbranch / "test_metrics.json").read_text()))
 
 
