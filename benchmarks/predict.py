@@ -3,7 +3,7 @@
 Writes 16-bit RGB GeoTIFFs of 4096 x 4096 and 8192 x 8192 pixels (EPSG:32648; written
 strip by strip, tiled and compressed), trains a ``smoke`` segmentation branch (seconds),
 then predicts each scene in a fresh process -- the probability map, then every map
-product of :mod:`mrife.maps` -- and reads that process's peak resident memory from the
+product of :mod:`mrife.gis` -- and reads that process's peak resident memory from the
 kernel. The scene-sized arrays (float32 probability, uint8 mask, int32 region labels:
 9 bytes a pixel) are printed beside it: memory that grows faster than they do would be
 the scene being held whole.
@@ -60,7 +60,7 @@ CHILD = """
 import json, sys, time, torch
 from pathlib import Path
 from mrife.data.raster import Raster
-from mrife.maps import write_scene_maps
+from mrife.gis import write_scene_maps
 from mrife.predict import probability_map, windows_of
 from mrife.runs import load_run
 torch.set_num_threads(int(sys.argv[4]))

@@ -21,17 +21,19 @@ package or from the layers below it (``tests/test_layers.py`` checks every impor
    ``distributed``: the processes a run is shared among (torchrun), ``paper``: the
    paper's numbers, ``progress``: the progress bars of long work, and ``claims``: the
    rules the runs are read with (learned, plateau, verdict, open-choice decision);
-1. the leaves: ``config``, ``compute``, ``data``, ``findings`` (what the runs' tables
-   say, in words), ``maps``, ``masking``, ``metrics`` and ``mrife.kernels`` (the SFCE
-   kernel with the reference it is checked against);
-2. ``losses``: every loss term, built on the kernels, and ``loaders``: a run's data
-   (its scenes, split by scene, and the loaders);
+1. the leaves: ``config``, ``compute``, ``data``, ``gis`` (map files a GIS opens:
+   GeoTIFF, GeoJSON, GeoPackage), ``masking``, ``metrics`` and ``mrife.kernels`` (the
+   SFCE kernel with the reference it is checked against);
+2. ``losses``: every loss term, built on the kernels, ``loaders``: a run's data (its
+   scenes, split by scene, and the loaders), and ``report``: what the runs' tables say,
+   in words, and the settings beside the paper's;
 3. ``models``: the models and their training contract (``models/base.py``);
 4. ``runs``: the run directory (atomic writes, checkpoints, provenance, ``load_run``),
    and ``evaluation``: a model scored on a loader's tiles, pooled or scene by scene;
-5. ``train``: the loop;
+5. ``train``: the loop, and ``migrate``: committed runs renamed when the configuration
+   gains a field;
 6. what uses trained runs: ``cam``, ``plots``, ``predict``;
-7. ``figures``: what the book draws from a trained run, kept beside it;
+7. ``figure_data``: what the book draws from a trained run, kept beside it;
 8. ``experiments``: every run the book needs (experiments, open choices, seeds);
 9. ``results``: the finished runs, read back;
 10. ``reproduce``: training the runs not finished yet, and ``tables``: the tables that

@@ -3,7 +3,7 @@ curve levels off, what an interval says of a claim, and how an open choice is de
 
 Each rule returns a typed value (a number, a :class:`Decision`, a verdict of
 :data:`VERDICTS`); the words a chapter prints are built from those values in
-:mod:`mrife.findings`, never by reading them back out of text.
+:mod:`mrife.report`, never by reading them back out of text.
 """
 
 from __future__ import annotations

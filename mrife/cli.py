@@ -303,7 +303,7 @@ def _predict(args) -> int:
 
     from mrife.compute import resolve_device
     from mrife.data.raster import Raster
-    from mrife.maps import earlier_maps, write_scene_maps
+    from mrife.gis import earlier_maps, write_scene_maps
     from mrife.predict import probability_map, scene_paths
     from mrife.runs import load_normalization, load_run
 

@@ -23,10 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from mrife.paper import TABLE_II
 
-if typing.TYPE_CHECKING:
-    import pandas as pd  # imported where a table is made: the command line starts without it
 
 PAPER_INPUT = 512  # px: the paper's input side (Sec. IV-A)
 PAPER_ASPP_RATES = (12, 24, 36)  # DeepLab's rates at output stride 8, for PAPER_INPUT
@@ -342,41 +339,6 @@ def describe(cfg: RunConfig) -> list[tuple[str, object, str]]:
         for f in dataclasses.fields(value):
             rows.append((f"{section.name}.{f.name}", getattr(value, f.name), f.metadata.get("source", "")))
     return rows
-
-
-def settings_table(cfg: RunConfig) -> pd.DataFrame:
-    """Every setting of ``cfg`` beside the paper profile's, indexed by key: columns ``ours
-    (<profile>)``, ``paper profile``, ``default from`` ("paper" or "project") and
-    ``changed by profile <profile>`` ("yes" where the profile overrides the default)."""
-    import pandas as pd  # here, not at the top: the command line starts without it
-
-    defaults = {key: value for key, value, _ in describe(RunConfig())}  # the paper profile
-    return pd.DataFrame([{"key": key, f"ours ({cfg.profile})": value, "paper profile": defaults[key],
-                          "default from": source,
-                          f"changed by profile {cfg.profile}": "yes" if value != defaults[key] else ""}
-                         for key, value, source in describe(cfg)]).set_index("key")
-
-
-# The rows of the paper's Table II -> the setting that holds each (None: not a setting,
-# mrife.train.fit always builds torch.optim.SGD).
-TABLE_II_KEYS = {"workers": "train.workers", "batch_size": "train.batch_size", "optimizer": None,
-                 "momentum": "train.momentum", "lr": "train.lr", "weight_decay": "train.weight_decay",
-                 "epochs": "train.epochs"}
-
-
-def table_ii(cfg: RunConfig) -> pd.DataFrame:
-    """The paper's Table II beside ``cfg``'s values, a row per entry of :data:`TABLE_II_KEYS`:
-    columns ``paper (Table II)``, ``ours (<profile>)``, ``config key``, ``default from``
-    and ``changed by profile <profile>`` (as in :func:`settings_table`)."""
-    import pandas as pd  # here, not at the top: the command line starts without it
-
-    settings = settings_table(cfg).drop(columns="paper profile")
-    rows = {}
-    for name, key in TABLE_II_KEYS.items():
-        ours, source, changed = settings.loc[key] if key else ("SGD", "paper", "")
-        rows[name] = dict(zip(["paper (Table II)", settings.columns[0], "config key", *settings.columns[1:]],
-                              [TABLE_II[name], ours, key or "(mrife.train.fit)", source, changed]))
-    return pd.DataFrame(rows).T
 
 
 def summary(cfg: RunConfig) -> str:

@@ -12,7 +12,7 @@ read from disk with windowed reads; the output is one float32 array of the scene
     from mrife.predict import predict
     probability = predict("results/cpu/mrife-f780738ea1", "scene.tif")  # float32 [H, W]
 
-:mod:`mrife.maps` turns the probability into a mask, polygons and a quick-look;
+:mod:`mrife.gis` turns the probability into a mask, polygons and a quick-look;
 ``mrife predict`` does both for a list of files. :func:`score_folder` scores the maps of a
 labelled folder's scenes, each mapped whole (``mrife evaluate RUN --data FOLDER``).
 """
@@ -35,7 +35,7 @@ from mrife.data.raster import Raster
 from mrife.data.tiling import window_starts
 from mrife.data.transforms import MEAN, STD, normalize
 from mrife.labels import IGNORE, LANDSLIDE
-from mrife.maps import MASK_NODATA, mask_of
+from mrife.gis import MASK_NODATA, mask_of
 from mrife.metrics import METRIC_NAMES, ConfusionMatrix
 from mrife.progress import tqdm
 from mrife.runs import load_normalization, load_run

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from mrife import figures
+from mrife import figure_data
 from mrife.distributed import distributed, main_process
 from mrife.experiments import (CANDIDATES, EXPERIMENTS, PROFILE_EXPERIMENTS, experiment_config, overrides_of,
                                results_root, seeds_for)
@@ -54,7 +54,7 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
     other; the threads each uses are the training config's business.
     ``results/<profile>/index.json`` maps each experiment to ``{seed: run directory name}``
     and is rewritten after every run, so the chapters can be built from a partial
-    reproduction. Each run of an experiment also gets its figure data (:mod:`mrife.figures`)
+    reproduction. Each run of an experiment also gets its figure data (:mod:`mrife.figure_data`)
     when it has a checkpoint and not yet the file.
 
     Returns:
@@ -106,13 +106,13 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
 
 def _add_figures(run: Path, label: str) -> None:
     """Write the run's figure data if it is missing and the checkpoint is there."""
-    if (run / figures.FILE).exists():
+    if (run / figure_data.FILE).exists():
         return
     if not (run / "best.pt").exists():
-        print(f"{label}: no {figures.FILE} and no checkpoint to make it from; the book draws no model figure "
+        print(f"{label}: no {figure_data.FILE} and no checkpoint to make it from; the book draws no model figure "
               "of this run", flush=True)
         return
-    figures.write(run)
+    figure_data.write(run)
 
 
 def plan(profile: str, seconds: dict[str, float], root: str | Path | None = None, experiments=None,

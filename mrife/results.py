@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mrife import figures
+from mrife import figure_data
 from mrife.config import RunConfig, load_yaml
 from mrife.claims import NOT_LEARNING
 from mrife.experiments import experiment_config, results_root, seeds_for
@@ -106,7 +106,7 @@ def finished(profile: str, experiments, root: str | Path | None = None) -> dict[
     return found
 
 
-def drawn(profile: str, experiments, root: str | Path | None = None) -> dict[str, figures.FigureData]:
+def drawn(profile: str, experiments, root: str | Path | None = None) -> dict[str, figure_data.FigureData]:
     """The figure data of each experiment, from its lowest finished seed that has it.
 
     Runs trained before figure data existed, whose checkpoints are gone, have none, so
@@ -122,13 +122,13 @@ def drawn(profile: str, experiments, root: str | Path | None = None) -> dict[str
         except FileNotFoundError as err:
             print(f"{label}: {err}")
             continue
-        with_data = [res for res in runs if (res.run / figures.FILE).exists()]
+        with_data = [res for res in runs if (res.run / figure_data.FILE).exists()]
         if not with_data:
             print(f"{label}: none of its finished seeds ({', '.join(str(res.seed) for res in runs)}) has "
-                  f"{figures.FILE}; `mrife reproduce --profile {profile} --only {experiment} --seeds N --force` "
+                  f"{figure_data.FILE}; `mrife reproduce --profile {profile} --only {experiment} --seeds N --force` "
                   "trains seed N again with it (and its numbers with it)")
             continue
-        found[label], seeds[label] = figures.read(with_data[0].run), with_data[0].seed
+        found[label], seeds[label] = figure_data.read(with_data[0].run), with_data[0].seed
     if seeds:
         print("figure data from:", ", ".join(f"{label} seed {seed}" for label, seed in seeds.items()))
     return found

@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 
 from mrife.compute import Compute, cpu_kind, native_bf16, processor
-from mrife.config import RunConfig, config_hash, load_yaml, save_yaml
+from mrife.config import RunConfig, config_hash, load_yaml
 from mrife.data.folder import fingerprint
 from mrife.data.transforms import MEAN, STD
 from mrife.distributed import Ranks
@@ -64,38 +64,6 @@ def run_dir_for(cfg: RunConfig, root: str | Path = "runs") -> Path:
     if cfg.data.source not in BUILT_IN_SOURCES:
         identity = hashlib.sha256(f"{identity}:{fingerprint(cfg.data.source, cfg.data.bands)}".encode()).hexdigest()[:10]
     return Path(root) / f"{cfg.model.name}-{identity}"
-
-
-def rename_runs(root: str | Path) -> dict[str, str]:
-    """Give every run directory under ``root`` the name its config has today.
-
-    A field added to the configuration changes every run's hash. An old run's
-    ``config.yaml`` lacks the field, so it is read with the field's default -- the setting
-    the old code had, which is how a field must be added -- and the run is renamed to
-    that config's directory, its ``config.yaml`` rewritten with every field, and each
-    ``index.json`` under ``root`` updated. Returns ``{old name: new name}``.
-
-    Raises:
-        FileExistsError: when a run's new name is already taken (two runs would merge).
-    """
-    root = Path(root)
-    renamed = {}
-    for config in sorted(root.glob("**/config.yaml")):
-        run = config.parent
-        cfg = load_yaml(config)
-        target = run_dir_for(cfg, run.parent)
-        if target == run:
-            continue
-        if target.exists():
-            raise FileExistsError(f"cannot rename {run} to {target.name}: {target} exists")
-        run.rename(target)
-        save_yaml(cfg, target / "config.yaml")
-        renamed[run.name] = target.name
-    for index in root.glob("**/index.json"):
-        entries = json.loads(index.read_text())
-        write_json(index, {name: {seed: renamed.get(run, run) for seed, run in by_seed.items()}
-                           for name, by_seed in entries.items()})
-    return renamed
 
 
 def is_finished(run: Path) -> bool:

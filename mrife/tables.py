@@ -6,7 +6,7 @@ test scenes, and the candidates of a choice the paper leaves open.
 :func:`seed_pairing` reads on validation whether seeds go together), :func:`seed_table`
 (the seeds run by run) and :func:`choice_table` (an open choice's candidates on the
 validation split, and the rule that decides it). They read the runs through
-:mod:`mrife.results`; :mod:`mrife.findings` says in words what they show.
+:mod:`mrife.results`; :mod:`mrife.report` says in words what they show.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def compare(profile: str, rows: dict[str, str], paper_table: dict[str, dict[str,
         finished seeds of each seed's test metric), ``"sd"`` (their standard deviation,
         ddof 1; NaN with fewer than two seeds) and ``"n"`` (how many seeds): floats, and
         ints for n. A run that does not exist yet has NaN as ours and 0 as n
-        (:func:`mrife.findings.format_table` shows it as "not run").
+        (:func:`mrife.report.format_table` shows it as "not run").
 
     Raises:
         KeyError: a row names an experiment that does not exist (the message lists them).

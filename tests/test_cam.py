@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import mrife.masking
-from mrife import figures
+from mrife import figure_data
 from mrife.cam import cam, gradients_enabled, heat_by_block_class, target_layer
 from mrife.config import load_profile
 from mrife.models import MODEL_NAMES, DeepLabV3Plus, SegmentationModel, build_model
@@ -228,7 +228,7 @@ def test_a_model_that_names_its_layers_gets_grad_cam_and_figure_data():
     assert float((heat - ref).abs().max()) < 1e-3, "expected the Grad-CAM of its definition on the named layer"
     cfg = load_profile("smoke", ["data.synthetic_scenes=6", "data.synthetic_size=64", "data.tile_size=32",
                                  "data.tile_stride=32", "data.input_size=32"])
-    arrays = figures.compute(cfg, model)
+    arrays = figure_data.compute(cfg, model)
     stored = [k for k in arrays if k.startswith("cam/")]
     assert stored == ["cam/features"], f"expected the figure data of the named layer, got {stored}"
-    assert arrays["cam/features"].shape == arrays["prediction"].shape == (figures.N_TILES, 32, 32)
+    assert arrays["cam/features"].shape == arrays["prediction"].shape == (figure_data.N_TILES, 32, 32)

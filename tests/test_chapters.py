@@ -130,4 +130,4 @@ def test_every_number_the_prose_states_is_glued_or_a_stated_setting(path):
             prose = re.sub(pattern, "", prose, flags=re.S)
         typed |= {cell.get("id"): sorted(_numbers(prose) - allowed)} if _numbers(prose) - allowed else {}
     assert not typed, (f"{path.name}: numbers typed in prose (cell id: numbers) {typed}: glue each from the cell "
-                       "that computes it (mrife.findings.Glue), or state it where it is defined")
+                       "that computes it (mrife.report.Glue), or state it where it is defined")

@@ -2,9 +2,7 @@
 
 import pytest
 
-from mrife.config import (TABLE_II_KEYS, RunConfig, config_hash, describe, load_profile, load_yaml, save_yaml,
-                          settings_table, summary, table_ii)
-from mrife.paper import TABLE_II
+from mrife.config import RunConfig, config_hash, describe, load_profile, load_yaml, save_yaml, summary
 
 
 def test_paper_profile_holds_table_ii():
@@ -68,18 +66,3 @@ def test_summary_names_data_and_sizes():
     assert line.startswith("profile cpu: the Sichuan scenes; tiles of 256 px scaled to 96 px; resnet18 (random init)")
     assert "synthetic scenes" in summary(load_profile("smoke"))
     assert "the folder /data/x" in summary(load_profile("cpu", ["data.source=/data/x"]))
-
-
-def test_settings_and_table_ii_say_what_a_profile_changes():
-    paper = table_ii(load_profile("paper"))
-    assert list(paper.index) == list(TABLE_II_KEYS) == list(TABLE_II)
-    assert (paper["paper (Table II)"] == paper["ours (paper)"]).all(), "the paper profile is Table II"
-    assert (paper["changed by profile paper"] == "").all()
-    cpu = table_ii(load_profile("cpu"))
-    assert cpu.loc["epochs", "ours (cpu)"] == 7 and cpu.loc["epochs", "changed by profile cpu"] == "yes"
-    assert cpu.loc["lr", "changed by profile cpu"] == "" and cpu.loc["lr", "config key"] == "train.lr"
-    settings = settings_table(load_profile("cpu"))
-    assert len(settings) == len(describe(RunConfig()))
-    changed = set(settings.index[settings["changed by profile cpu"] == "yes"])
-    assert {"train.epochs", "data.input_size", "model.backbone"} <= changed and "train.lr" not in changed
-    assert settings.loc["model.backbone", "paper profile"] == "resnet101"

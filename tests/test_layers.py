@@ -14,13 +14,13 @@ ROOT = Path(__file__).resolve().parent.parent
 # to) and from units of lower layers, nothing else.
 LAYERS = [
     {"labels", "distributed", "paper", "progress", "claims"},
-    {"config", "compute", "data", "findings", "maps", "masking", "metrics", "kernels"},
-    {"losses", "loaders"},
+    {"config", "compute", "data", "gis", "masking", "metrics", "kernels"},
+    {"losses", "loaders", "report"},
     {"models"},
     {"runs", "evaluation"},
-    {"train"},
+    {"train", "migrate"},
     {"cam", "plots", "predict"},
-    {"figures"},
+    {"figure_data"},
     {"experiments"},
     {"results"},
     {"reproduce", "tables"},

@@ -16,7 +16,7 @@ from mrife.config import load_profile, save_yaml
 from mrife.data.dataset import prepare
 from mrife.data.raster import Raster
 from mrife.data.transforms import MEAN, STD, normalize
-from mrife.maps import MASK_NODATA, write_geopackage, write_scene_maps
+from mrife.gis import MASK_NODATA, write_geopackage, write_scene_maps
 from mrife.models import build_model
 from mrife.predict import ArrayScene, probability_map
 

@@ -19,7 +19,7 @@ from mrife.evaluation import confusion_by_scene
 from mrife.experiments import (CANDIDATES, CHOICES, EXPERIMENTS, PROFILE_EXPERIMENTS, REPRODUCTION_HOURS, SEEDS,
                                TABLE_EXPERIMENTS, TABLE_SEEDS, experiment_config, seeds_for)
 from mrife.claims import Decision, plateau_epoch
-from mrife.findings import claim_words, verdict_table
+from mrife.report import claim_words, verdict_table
 from mrife.loaders import build_splits
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
 from mrife.reproduce import check, epochs_within, plan, reproduce

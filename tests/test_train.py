@@ -12,6 +12,7 @@ from mrife.compute import Compute
 from mrife.config import load_profile
 import mrife.runs as runs_module
 from mrife.loaders import build_loaders, build_splits
+from mrife.migrate import rename_runs
 from mrife.models import build_model
 from mrife.runs import load_run
 from mrife.train import fit
@@ -213,11 +214,11 @@ def test_runs_take_the_name_their_config_has_after_a_field_is_added(tmp_path, ti
     (old / "config.yaml").write_text(yaml.safe_dump(saved))
     (old.parent / "index.json").write_text(json.dumps({"segbranch": {"0": old.name}}))
 
-    assert runs_module.rename_runs(tmp_path) == {old.name: run.name}
+    assert rename_runs(tmp_path) == {old.name: run.name}
     assert (run / "best.pt").exists() and not old.exists()
     assert "block" in yaml.safe_load((run / "config.yaml").read_text())["mask"], "config.yaml should list every field"
     assert json.loads((run.parent / "index.json").read_text()) == {"segbranch": {"0": run.name}}
-    assert runs_module.rename_runs(tmp_path) == {}, "a second pass has nothing to rename"
+    assert rename_runs(tmp_path) == {}, "a second pass has nothing to rename"
 
 
 def test_a_teacher_with_batch_statistics_feeds_the_decoder_alike_in_training_and_at_test(tmp_path):

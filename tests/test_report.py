@@ -1,15 +1,17 @@
 """What the runs' tables say: display formatting, epoch tables, curve readings, leaders,
-differences, verdicts and open choices (mrife.findings)."""
+differences, verdicts, open choices and a profile's settings beside the paper's (mrife.report)."""
 
 import math
 
 import pandas as pd
 import pytest
 
-from mrife.findings import (epoch_table, format_table, leaders, read_choice, read_curve,
-                            read_differences, read_heat, read_seeds, verdict_table)
 from mrife.claims import Decision, verdict
-from mrife.findings import Glue, count_words, verdict_counts
+from mrife.config import RunConfig, describe, load_profile
+from mrife.paper import TABLE_II
+from mrife.report import (TABLE_II_KEYS, Glue, count_words, epoch_table, format_table, leaders, read_choice,
+                          read_curve, read_differences, read_heat, read_seeds, settings_table, table_ii,
+                          verdict_counts, verdict_table)
 from mrife.tables import compare
 
 PAPER = {"Baseline": {"lIoU": 0.3381, "F1": 0.5054}, "Other": {"lIoU": 0.1, "F1": 0.2}}
@@ -220,3 +222,18 @@ def test_glue_keeps_what_it_glued_to_show_it_where_glue_roles_do_not_render(caps
     listing = glue.listing()
     assert list(listing.items()) == [("t3-focus", "0.3090 ± 0.0727"), ("t3-seeds", "5")], "in the order glued"
     assert listing._repr_markdown_() == "- `t3-focus`: 0.3090 ± 0.0727\n- `t3-seeds`: 5"
+
+
+def test_settings_and_table_ii_say_what_a_profile_changes():
+    paper = table_ii(load_profile("paper"))
+    assert list(paper.index) == list(TABLE_II_KEYS) == list(TABLE_II)
+    assert (paper["paper (Table II)"] == paper["ours (paper)"]).all(), "the paper profile is Table II"
+    assert (paper["changed by profile paper"] == "").all()
+    cpu = table_ii(load_profile("cpu"))
+    assert cpu.loc["epochs", "ours (cpu)"] == 7 and cpu.loc["epochs", "changed by profile cpu"] == "yes"
+    assert cpu.loc["lr", "changed by profile cpu"] == "" and cpu.loc["lr", "config key"] == "train.lr"
+    settings = settings_table(load_profile("cpu"))
+    assert len(settings) == len(describe(RunConfig()))
+    changed = set(settings.index[settings["changed by profile cpu"] == "yes"])
+    assert {"train.epochs", "data.input_size", "model.backbone"} <= changed and "train.lr" not in changed
+    assert settings.loc["model.backbone", "paper profile"] == "resnet101"

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mrife import figures
+from mrife import figure_data
 from mrife.cam import cam
 from mrife.config import load_profile
 from mrife.models import MODEL_NAMES, build_model
@@ -18,10 +18,10 @@ def test_compute_stores_the_prediction_and_every_layer_of_each_model(name, tiny)
     cfg = load_profile("smoke", [f"model.name={name}", *tiny, *FIGURE_TILES])
     torch.manual_seed(0)
     model = build_model(cfg).eval()
-    arrays = figures.compute(cfg, model)
-    batch = figures.tile_batch(cfg)
+    arrays = figure_data.compute(cfg, model)
+    batch = figure_data.tile_batch(cfg)
     n, h, w = batch["mask"].shape
-    assert n == figures.N_TILES and arrays["tiles"].tolist() == figures.figure_tiles(figures.test_split(cfg))
+    assert n == figure_data.N_TILES and arrays["tiles"].tolist() == figure_data.figure_tiles(figure_data.test_split(cfg))
     assert arrays["scenes"].tolist() == list(batch["scene"])
     with torch.no_grad():
         expected = model(batch["image"]).argmax(1)
@@ -39,33 +39,33 @@ def test_reproduce_writes_figure_data_and_adds_it_to_finished_runs(tmp_path, mon
 
     monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *tiny, *FIGURE_TILES])
     run = reproduce("smoke", tmp_path, ["segbranch"], progress=False)["segbranch"][0]
-    data = figures.read(run)
+    data = figure_data.read(run)
     cfg, model = load_run(run)
-    batch = figures.tile_batch(cfg, data.tiles)
+    batch = figure_data.tile_batch(cfg, data.tiles)
     with torch.no_grad():
         assert torch.equal(data.prediction, model(batch["image"]).argmax(1)), "read() must give the best model's argmax"
     assert list(data.heat) == ["encoder"] and data.heat["encoder"].dtype == torch.float32
     assert 0 <= float(data.heat["encoder"].min()) and float(data.heat["encoder"].max()) <= 1
 
-    first = (run / figures.FILE).read_bytes()
-    (run / figures.FILE).unlink()
+    first = (run / figure_data.FILE).read_bytes()
+    (run / figure_data.FILE).unlink()
     reproduce("smoke", tmp_path, ["segbranch"], progress=False)  # finished: skipped, its figure data added
-    assert (run / figures.FILE).read_bytes() == first, "the added figure data must be what training wrote"
+    assert (run / figure_data.FILE).read_bytes() == first, "the added figure data must be what training wrote"
 
-    (run / figures.FILE).unlink()
+    (run / figure_data.FILE).unlink()
     (run / "best.pt").unlink()  # as a committed run on a fresh clone: no checkpoint
     capsys.readouterr()
     reproduce("smoke", tmp_path, ["segbranch"], progress=False)
     assert "no checkpoint to make it from" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="figures.npz is missing"):
-        figures.read(run)
+        figure_data.read(run)
 
 
 def test_tile_batch_refuses_tiles_of_other_data(tiny):
     cfg = load_profile("smoke", [*tiny, *FIGURE_TILES])
-    tiles = figures.figure_tiles(figures.test_split(cfg))
+    tiles = figure_data.figure_tiles(figure_data.test_split(cfg))
     with pytest.raises(ValueError, match="data or its tiling changed"):
-        figures.tile_batch(cfg, [t + 1 for t in tiles])
+        figure_data.tile_batch(cfg, [t + 1 for t in tiles])
 
 
 def test_drawn_takes_the_lowest_seed_with_figure_data(tmp_path, monkeypatch, capsys, tiny):
@@ -74,11 +74,11 @@ def test_drawn_takes_the_lowest_seed_with_figure_data(tmp_path, monkeypatch, cap
 
     monkeypatch.setitem(config.PROFILES, "smoke", [*config.PROFILES["smoke"], *tiny, *FIGURE_TILES])
     runs = reproduce("smoke", tmp_path, ["segbranch"], progress=False, seeds=[0, 1])["segbranch"]
-    (runs[0] / figures.FILE).unlink()  # seed 0 as a run trained before figure data existed
+    (runs[0] / figure_data.FILE).unlink()  # seed 0 as a run trained before figure data existed
     capsys.readouterr()
     stored = drawn("smoke", {"B": "segbranch"}, root=tmp_path)
     assert "B seed 1" in capsys.readouterr().out, "the seed drawn must be said"
-    assert torch.equal(stored["B"].prediction, figures.read(runs[1]).prediction)
-    (runs[1] / figures.FILE).unlink()
+    assert torch.equal(stored["B"].prediction, figure_data.read(runs[1]).prediction)
+    (runs[1] / figure_data.FILE).unlink()
     assert drawn("smoke", ["segbranch"], root=tmp_path) == {}
     assert "none of its finished seeds (0, 1) has figures.npz" in capsys.readouterr().out

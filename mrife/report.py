@@ -1,7 +1,8 @@
-"""What the runs found, in words and in tables a reader can take in: the lines a chapter
-prints under its tables and the verdicts its prose states.
+"""The book's report: what the runs found, in words and in tables a reader can take in
+(the lines a chapter prints under its tables and the verdicts its prose states), and
+the settings of a profile beside the paper's (:func:`settings_table`, :func:`table_ii`).
 
-Everything here reads tables that :mod:`mrife.tables` builds from finished runs
+Everything else here reads tables that :mod:`mrife.tables` builds from finished runs
 (``compare``, ``choice_table``, ``verdicts``) or runs' histories (:mod:`mrife.results`)
 and computes nothing from a checkpoint: :func:`format_table` (a table for display),
 :func:`epoch_table` and :func:`read_curve` (one run's training, epoch by epoch),
@@ -21,6 +22,8 @@ import math
 import pandas as pd
 
 from mrife.claims import NOT_LEARNING, PLATEAU, VERDICTS, Decision
+from mrife.config import RunConfig, describe
+from mrife.paper import TABLE_II
 
 
 
@@ -35,6 +38,37 @@ def format_table(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
             if (metric, "n") in table.columns and (metric, "ours") in table.columns:
                 shown.loc[table[(metric, "n")] == 0, (metric, "ours")] = "not run"
     return shown
+
+
+def settings_table(cfg: RunConfig) -> pd.DataFrame:
+    """Every setting of ``cfg`` beside the paper profile's, indexed by key: columns ``ours
+    (<profile>)``, ``paper profile``, ``default from`` ("paper" or "project") and
+    ``changed by profile <profile>`` ("yes" where the profile overrides the default)."""
+    defaults = {key: value for key, value, _ in describe(RunConfig())}  # the paper profile
+    return pd.DataFrame([{"key": key, f"ours ({cfg.profile})": value, "paper profile": defaults[key],
+                          "default from": source,
+                          f"changed by profile {cfg.profile}": "yes" if value != defaults[key] else ""}
+                         for key, value, source in describe(cfg)]).set_index("key")
+
+
+# The rows of the paper's Table II -> the setting that holds each (None: not a setting,
+# mrife.train.fit always builds torch.optim.SGD).
+TABLE_II_KEYS = {"workers": "train.workers", "batch_size": "train.batch_size", "optimizer": None,
+                 "momentum": "train.momentum", "lr": "train.lr", "weight_decay": "train.weight_decay",
+                 "epochs": "train.epochs"}
+
+
+def table_ii(cfg: RunConfig) -> pd.DataFrame:
+    """The paper's Table II beside ``cfg``'s values, a row per entry of :data:`TABLE_II_KEYS`:
+    columns ``paper (Table II)``, ``ours (<profile>)``, ``config key``, ``default from``
+    and ``changed by profile <profile>`` (as in :func:`settings_table`)."""
+    settings = settings_table(cfg).drop(columns="paper profile")
+    rows = {}
+    for name, key in TABLE_II_KEYS.items():
+        ours, source, changed = settings.loc[key] if key else ("SGD", "paper", "")
+        rows[name] = dict(zip(["paper (Table II)", settings.columns[0], "config key", *settings.columns[1:]],
+                              [TABLE_II[name], ours, key or "(mrife.train.fit)", source, changed]))
+    return pd.DataFrame(rows).T
 
 
 def epoch_table(history: pd.DataFrame) -> pd.DataFrame:
