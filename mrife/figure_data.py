@@ -56,9 +56,10 @@ class FigureData:
     heat: dict[str, Tensor]  # layer -> float32 [N, H, W] in [0, 1]
 
 
-def test_split(cfg: RunConfig) -> TileDataset:
-    """The test split of ``cfg``'s data as the model sees it (normalized, not augmented)."""
-    return TileDataset(build_splits(cfg)["test"], cfg.data.input_size, equalize=cfg.data.equalize)
+def test_split(cfg: RunConfig, progress: bool = True) -> TileDataset:
+    """The test split of ``cfg``'s data as the model sees it (normalized, not augmented);
+    ``progress``: a bar while the scenes are read."""
+    return TileDataset(build_splits(cfg, progress)["test"], cfg.data.input_size, equalize=cfg.data.equalize)
 
 
 def figure_tiles(test: TileDataset) -> list[int]:
@@ -79,10 +80,10 @@ def tile_batch(cfg: RunConfig, tiles: list[int] | None = None) -> dict:
     return default_collate([test[i] for i in picked])
 
 
-def compute(cfg: RunConfig, model: torch.nn.Module) -> dict[str, np.ndarray]:
+def compute(cfg: RunConfig, model: torch.nn.Module, progress: bool = True) -> dict[str, np.ndarray]:
     """The arrays of ``figures.npz`` for ``model`` (eval mode, on the CPU) trained with ``cfg``: any
     model with ``cam_layers()`` (:class:`mrife.models.SegmentationModel`)."""
-    test = test_split(cfg)
+    test = test_split(cfg, progress)
     tiles = figure_tiles(test)
     batch = default_collate([test[i] for i in tiles])
     with torch.no_grad():
@@ -95,11 +96,11 @@ def compute(cfg: RunConfig, model: torch.nn.Module) -> dict[str, np.ndarray]:
     return arrays
 
 
-def write(run: str | Path) -> Path:
+def write(run: str | Path, progress: bool = True) -> Path:
     """Compute and write ``<run>/figures.npz`` from the run's best checkpoint (atomically)."""
     run = Path(run)
     cfg, model = load_run(run)
-    arrays = compute(cfg, model)
+    arrays = compute(cfg, model, progress)
 
     def save(path: Path) -> None:
         buffer = io.BytesIO()

@@ -94,7 +94,7 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
             if not main:
                 continue
             if name in EXPERIMENTS:  # the chapters draw experiments, never a candidate of a choice
-                _add_figures(run, f"[{profile}] {name} seed {seed}")
+                _add_figures(run, f"[{profile}] {name} seed {seed}", progress)
             # read again just before writing: another `mrife reproduce` may share the folder
             index = json.loads(index_path.read_text()) if index_path.exists() else {}
             index.setdefault(name, {})[str(seed)] = run.name
@@ -104,7 +104,7 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
     return runs
 
 
-def _add_figures(run: Path, label: str) -> None:
+def _add_figures(run: Path, label: str, progress: bool = True) -> None:
     """Write the run's figure data if it is missing and the checkpoint is there."""
     if (run / figure_data.FILE).exists():
         return
@@ -112,7 +112,7 @@ def _add_figures(run: Path, label: str) -> None:
         print(f"{label}: no {figure_data.FILE} and no checkpoint to make it from; the book draws no model figure "
               "of this run", flush=True)
         return
-    figure_data.write(run)
+    figure_data.write(run, progress)
 
 
 def plan(profile: str, seconds: dict[str, float], root: str | Path | None = None, experiments=None,
