@@ -121,14 +121,40 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("info", help="versions, devices, profiles and data availability")
 
     args = parser.parse_args(argv)
-    if getattr(args, "no_progress", False):  # no bar to say it beside: a run's log lines go to stdout
-        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if getattr(args, "no_progress", False):
+        _log_to_stdout()
     try:
         return {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce, "predict": _predict,
                 "info": _info}[args.command](args)
     except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
         print(f"mrife {args.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+class _Stdout(logging.StreamHandler):
+    """A log handler that writes to whatever ``sys.stdout`` is when it writes (a notebook
+    or a test may have replaced it since)."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler sets it; the property always reads sys.stdout
+        pass
+
+
+def _log_to_stdout() -> None:
+    """Without progress bars, what a run says beside them (its expected time) goes to
+    stdout as log lines: mrife's loggers only, so the libraries' own logs stay as they were."""
+    log = logging.getLogger("mrife")
+    log.setLevel(logging.INFO)
+    if not any(isinstance(h, _Stdout) for h in log.handlers):  # main() may run more than once
+        log.addHandler(_Stdout())
 
 
 def _map_options(parser: argparse.ArgumentParser) -> None:

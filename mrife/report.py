@@ -285,6 +285,19 @@ def read_choice(table: pd.DataFrame, choice: str) -> str:
     return line
 
 
+def read_pairing(table: pd.DataFrame) -> str:
+    """A Markdown line on a :func:`mrife.tables.seed_pairing` table: for how many claims
+    the two sides' seeds go together on validation (r > 0, with the median r), for how many
+    their seed-by-seed difference varies less than independent seeds would, and how many
+    of the seed pairs trained both sides on one kind of processor."""
+    together, tighter = int((table["r"] > 0).sum()), int((table["paired sd"] < table["independent sd"]).sum())
+    return (f"On the validation split the seeds of the two sides go together (r > 0) for **{together}** of the "
+            f"{len(table)} claims (median r {table['r'].median():+.2f}); their difference varies less from seed "
+            f"to seed than independent seeds would for **{tighter}**. Both sides of a seed were trained on one "
+            f"kind of processor in **{int(table['same CPU'].sum())}** of the {int(table['seeds'].sum())} seed "
+            "pairs.")
+
+
 def read_seeds(table: pd.DataFrame) -> str:
     """One Markdown line per model of a :func:`mrife.tables.seed_table`: how many of its
     seeds learned and at which epoch each first reached :data:`NOT_LEARNING`, and each seed

@@ -10,8 +10,8 @@ from mrife.claims import Decision, verdict
 from mrife.config import RunConfig, describe, load_profile
 from mrife.paper import TABLE_II
 from mrife.report import (TABLE_II_KEYS, Glue, count_words, epoch_table, format_table, leaders, read_choice,
-                          read_curve, read_differences, read_heat, read_seeds, settings_table, table_ii,
-                          verdict_counts, verdict_table)
+                          read_curve, read_differences, read_heat, read_pairing, read_seeds, settings_table,
+                          table_ii, verdict_counts, verdict_table)
 from mrife.tables import compare
 
 PAPER = {"Baseline": {"lIoU": 0.3381, "F1": 0.5054}, "Other": {"lIoU": 0.1, "F1": 0.2}}
@@ -237,3 +237,12 @@ def test_settings_and_table_ii_say_what_a_profile_changes():
     changed = set(settings.index[settings["changed by profile cpu"] == "yes"])
     assert {"train.epochs", "data.input_size", "model.backbone"} <= changed and "train.lr" not in changed
     assert settings.loc["model.backbone", "paper profile"] == "resnet101"
+
+
+def test_read_pairing_counts_the_claims_whose_seeds_go_together_and_the_pairs_on_one_cpu():
+    table = pd.DataFrame({"seeds": [3, 3, 2], "same CPU": [3, 1, 0], "r": [0.5, -0.2, math.nan],
+                          "paired sd": [0.01, 0.05, 0.02], "independent sd": [0.03, 0.04, 0.03]})
+    line = read_pairing(table)
+    assert "(r > 0) for **1** of the 3 claims (median r +0.15)" in line, line
+    assert "than independent seeds would for **2**" in line, line
+    assert "one kind of processor in **4** of the 8 seed pairs" in line, line

@@ -137,6 +137,7 @@ def test_non_finite_loss_stops_with_clear_error(tmp_path, tiny):
 def test_cli_train_evaluate_info(tmp_path, capsys, tiny):
     args = ["train", "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]
     assert main([*args, *sum((["--set", o] for o in [*tiny, *MORE]), [])]) == 0
+    assert "2 epochs to train" in capsys.readouterr().out, "without bars, the expected time is a log line"
     run = next(tmp_path.iterdir())
     assert main(["evaluate", str(run), "--split", "val"]) == 0
     assert '"lIoU"' in capsys.readouterr().out
