@@ -298,6 +298,25 @@ def read_pairing(table: pd.DataFrame) -> str:
             "pairs.")
 
 
+def read_branch(table: pd.DataFrame, part: str = "the enhancement branch") -> str:
+    """One Markdown line per model of a :func:`mrife.tables.branch_table`: what ``part``
+    adds to its test score, mean ± sd over the seeds that recorded the score without it,
+    and each seed's gain; a model whose runs predate that record says so."""
+    lines = []
+    for label, runs in table.groupby(level="model", sort=False):
+        recorded = runs.dropna(subset=["without"])
+        if recorded.empty:
+            runs_were = f"{len(runs)} runs were" if len(runs) > 1 else "1 run was"
+            lines.append(f"- **{label}**: its {runs_were} trained before the score without {part} was recorded.")
+            continue
+        adds = recorded["adds"]
+        spread = f" ± {adds.std():.4f}" if len(adds) > 1 else ""
+        seeds = ", ".join(f"seed {seed}: {gain:+.4f}" for (_, seed), gain in adds.items())
+        lines.append(f"- **{label}**: {part} adds {adds.mean():+.4f}{spread} over {len(adds)} seed"
+                     f"{'s' if len(adds) > 1 else ''} ({seeds}).")
+    return "\n".join(lines)
+
+
 def read_seeds(table: pd.DataFrame) -> str:
     """One Markdown line per model of a :func:`mrife.tables.seed_table`: how many of its
     seeds learned and at which epoch each first reached :data:`NOT_LEARNING`, and each seed

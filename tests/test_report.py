@@ -9,9 +9,9 @@ import pytest
 from mrife.claims import Decision, verdict
 from mrife.config import RunConfig, describe, load_profile
 from mrife.paper import TABLE_II
-from mrife.report import (TABLE_II_KEYS, Glue, count_words, epoch_table, format_table, leaders, read_choice,
-                          read_curve, read_differences, read_heat, read_pairing, read_seeds, settings_table,
-                          table_ii, verdict_counts, verdict_table)
+from mrife.report import (TABLE_II_KEYS, Glue, count_words, epoch_table, format_table, leaders, read_branch,
+                          read_choice, read_curve, read_differences, read_heat, read_pairing, read_seeds,
+                          settings_table, table_ii, verdict_counts, verdict_table)
 from mrife.tables import compare
 
 PAPER = {"Baseline": {"lIoU": 0.3381, "F1": 0.5054}, "Other": {"lIoU": 0.1, "F1": 0.2}}
@@ -246,3 +246,13 @@ def test_read_pairing_counts_the_claims_whose_seeds_go_together_and_the_pairs_on
     assert "(r > 0) for **1** of the 3 claims (median r +0.15)" in line, line
     assert "than independent seeds would for **2**" in line, line
     assert "one kind of processor in **4** of the 8 seed pairs" in line, line
+
+
+def test_read_branch_states_the_gain_seed_by_seed_and_the_runs_without_the_record():
+    index = pd.MultiIndex.from_tuples([("B+M+C", 0), ("B+M+C", 1), ("B+M", 0)], names=["model", "seed"])
+    table = pd.DataFrame({"whole": [0.40, 0.42, 0.30], "without": [0.38, 0.41, math.nan],
+                          "adds": [0.02, 0.01, math.nan], "CPU": ["x", "x", "x"]}, index=index)
+    lines = read_branch(table).splitlines()
+    assert lines[0] == ("- **B+M+C**: the enhancement branch adds +0.0150 ± 0.0071 over 2 seeds "
+                        "(seed 0: +0.0200, seed 1: +0.0100)."), lines
+    assert lines[1] == "- **B+M**: its 1 run was trained before the score without the enhancement branch was recorded."
