@@ -317,6 +317,16 @@ def read_branch(table: pd.DataFrame, part: str = "the enhancement branch") -> st
     return "\n".join(lines)
 
 
+def read_verdict_changes(before: pd.DataFrame, after: pd.DataFrame, change: str) -> str:
+    """A Markdown line on how a second reading of the claims (two :func:`mrife.tables.verdicts`
+    tables, one row per claim) moves their verdicts: "<change> changes **n** of the m
+    verdicts", then each claim that moved, from its first verdict to its second."""
+    moved = [f"- {label}: {before.loc[label, 'verdict']} → **{after.loc[label, 'verdict']}**"
+             for label in before.index if before.loc[label, "verdict"] != after.loc[label, "verdict"]]
+    line = f"{change} changes **{len(moved)}** of the {len(before)} verdicts"
+    return line + (":\n\n" + "\n".join(moved) if moved else ".")
+
+
 def read_seeds(table: pd.DataFrame) -> str:
     """One Markdown line per model of a :func:`mrife.tables.seed_table`: how many of its
     seeds learned and at which epoch each first reached :data:`NOT_LEARNING`, and each seed

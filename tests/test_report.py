@@ -11,7 +11,8 @@ from mrife.config import RunConfig, describe, load_profile
 from mrife.paper import TABLE_II
 from mrife.report import (TABLE_II_KEYS, Glue, count_words, epoch_table, format_table, leaders, read_branch,
                           read_choice, read_curve, read_differences, read_heat, read_pairing, read_seeds,
-                          settings_table, table_ii, verdict_counts, verdict_table)
+                          read_verdict_changes, settings_table, table_ii, verdict_counts,
+                          verdict_table)
 from mrife.tables import compare
 
 PAPER = {"Baseline": {"lIoU": 0.3381, "F1": 0.5054}, "Other": {"lIoU": 0.1, "F1": 0.2}}
@@ -256,3 +257,11 @@ def test_read_branch_states_the_gain_seed_by_seed_and_the_runs_without_the_recor
     assert lines[0] == ("- **B+M+C**: the enhancement branch adds +0.0150 ± 0.0071 over 2 seeds "
                         "(seed 0: +0.0200, seed 1: +0.0100)."), lines
     assert lines[1] == "- **B+M**: its 1 run was trained before the score without the enhancement branch was recorded."
+
+
+def test_read_verdict_changes_lists_each_claim_whose_verdict_moved():
+    before = pd.DataFrame({"verdict": ["inconclusive", "reversed"]}, index=["A", "B"])
+    after = pd.DataFrame({"verdict": ["reproduced", "reversed"]}, index=["A", "B"])
+    assert read_verdict_changes(before, after, "Pairing by seed") == \
+        "Pairing by seed changes **1** of the 2 verdicts:\n\n- A: inconclusive → **reproduced**"
+    assert read_verdict_changes(before, before, "Leaving out") == "Leaving out changes **0** of the 2 verdicts."
