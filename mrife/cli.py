@@ -15,19 +15,37 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
 import sys
 from pathlib import Path
 
 from mrife.config import PROFILES, apply_overrides, load_profile, load_yaml
+from mrife.progress import log_to_stdout
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if getattr(args, "no_progress", False):
+        log_to_stdout()
+    try:
+        return {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce, "predict": _predict,
+                "info": _info}[args.command](args)
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
+        print(f"mrife {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mrife", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_evaluate, _add_reproduce, _add_predict):
+        add(sub)
+    sub.add_parser("info", help="versions, devices, profiles and data availability")
+    return parser
 
+
+def _add_train(sub) -> None:
     train = sub.add_parser("train", help="train one run into its run directory",
                            epilog="several GPUs (or CPU processes): torchrun --standalone --nproc_per_node N "
                                   "-m mrife train ... trains the run as one process would (mrife.distributed)")
@@ -46,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                             "the memory and the projected training time; write nothing")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
+
+def _add_evaluate(sub) -> None:
     evaluate = sub.add_parser(
         "evaluate", help="metrics of a run's best checkpoint: on a split of its data, or on your labelled scenes",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -66,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     _map_options(evaluate)
     evaluate.add_argument("--overwrite", action="store_true", help="with --data: replace tables written earlier")
 
+
+def _add_reproduce(sub) -> None:
     repro = sub.add_parser("reproduce", help="train every run the book needs for a profile")
     repro.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
     repro.add_argument("--only", nargs="+", metavar="EXPERIMENT", help="a subset of the experiments")
@@ -94,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     repro.add_argument("--times-from", metavar="PROFILE", choices=sorted(PROFILES),
                        help="the profile whose finished runs time the plan's epochs (default: --profile)")
 
+
+def _add_predict(sub) -> None:
     predict = sub.add_parser(
         "predict", help="landslide maps of whole scenes with a trained run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -117,44 +141,6 @@ def main(argv: list[str] | None = None) -> int:
                          help="write into an output folder that has files: the maps an earlier mrife predict wrote "
                               "there (<name>_probability, _mask, _landslides, _quicklook), of any scene, are deleted "
                               "first; other files are kept, and named")
-
-    sub.add_parser("info", help="versions, devices, profiles and data availability")
-
-    args = parser.parse_args(argv)
-    if getattr(args, "no_progress", False):
-        _log_to_stdout()
-    try:
-        return {"train": _train, "evaluate": _evaluate, "reproduce": _reproduce, "predict": _predict,
-                "info": _info}[args.command](args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
-        print(f"mrife {args.command}: error: {err}", file=sys.stderr)
-        return 2
-
-
-class _Stdout(logging.StreamHandler):
-    """A log handler that writes to whatever ``sys.stdout`` is when it writes (a notebook
-    or a test may have replaced it since)."""
-
-    def __init__(self):
-        super().__init__()
-        self.setFormatter(logging.Formatter("%(message)s"))
-
-    @property
-    def stream(self):
-        return sys.stdout
-
-    @stream.setter
-    def stream(self, value):  # StreamHandler sets it; the property always reads sys.stdout
-        pass
-
-
-def _log_to_stdout() -> None:
-    """Without progress bars, what a run says beside them (its expected time) goes to
-    stdout as log lines: mrife's loggers only, so the libraries' own logs stay as they were."""
-    log = logging.getLogger("mrife")
-    log.setLevel(logging.INFO)
-    if not any(isinstance(h, _Stdout) for h in log.handlers):  # main() may run more than once
-        log.addHandler(_Stdout())
 
 
 def _map_options(parser: argparse.ArgumentParser) -> None:

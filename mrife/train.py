@@ -26,11 +26,11 @@ from mrife.evaluation import ablation_metrics, scored_confusions, validate
 from mrife.loaders import build_loaders, build_splits
 from mrife.metrics import ConfusionMatrix
 from mrife.models import SegmentationModel, build_model
-from mrife.progress import tqdm
+from mrife.progress import announce, tqdm
 from mrife.runs import (code_version, epoch_seconds, is_finished, load_checkpoint, provenance, remove_partial_writes,
                         run_dir_for, save_checkpoint, write_json)
 
-log = logging.getLogger(__name__)  # what a run says without a progress bar (mrife.cli shows it)
+log = logging.getLogger(__name__)  # what a run says without a progress bar (mrife.progress.log_to_stdout)
 
 
 # ---------------------------------------------------------------- optimizer, model and processes
@@ -132,12 +132,8 @@ def fit(cfg: RunConfig, root: str | Path = "runs", progress: bool = True, force:
     if state["history"] and ranks.main:  # a kill can fall between the last epoch's last.pt and its history.json
         write_json(run / "history.json", state["history"])
     started -= state["seconds"]  # wall time counts every try
-    if ranks.main:  # beside the bar, or in the log of a run without one (logging, configured by the CLI)
-        say = expected_time(cfg, run.parent, cfg.train.epochs - state["epoch"] - 1)
-        if progress:
-            tqdm.write(say)
-        else:
-            log.info(say)
+    if ranks.main:
+        announce(expected_time(cfg, run.parent, cfg.train.epochs - state["epoch"] - 1), progress, log)
     state["tries"].append(code_version())  # read now: the checkout may change while it trains
 
     # Loop: train an epoch, validate, keep the best weights and a resumable state
