@@ -111,6 +111,20 @@ def seeds_for(profile: str, experiment: str) -> tuple[int, ...]:
     return SEEDS.get(profile, (0,))
 
 
+def candidates(profile: str, choice: str) -> tuple[str, ...]:
+    """The candidates of ``choice`` that ``profile`` judges, the default first: every one,
+    or, at a profile that trains its own list of experiments (:data:`PROFILE_EXPERIMENTS`),
+    the default and those of the list. So the plateau profile decides the fusion choice
+    again between the default and ``fusion-student-bn`` only; its other choices have only
+    the default there and stand as decided at ``cpu``."""
+    if choice not in CHOICES:
+        raise KeyError(f"unknown choice {choice!r}; valid: {', '.join(CHOICES)}")
+    named = CHOICES[choice]
+    if profile not in PROFILE_EXPERIMENTS:
+        return named
+    return tuple(name for name in named if name == named[0] or name in PROFILE_EXPERIMENTS[profile])
+
+
 def experiment_config(profile: str, experiment: str, overrides=(), seed: int | None = None) -> RunConfig:
     """The config of ``experiment`` (or candidate) at ``profile``; ``seed`` (when given) is
     applied last, as ``seed=N``."""

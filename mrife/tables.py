@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mrife.experiments import CHOICES, EXPERIMENTS, overrides_of
+from mrife.experiments import EXPERIMENTS, candidates, overrides_of
 from mrife.claims import NOT_LEARNING, Decision, decide, verdict
 from mrife.metrics import METRIC_NAMES, hierarchical_bootstrap
 from mrife.paper import Claim
@@ -276,7 +276,8 @@ def branch_table(profile: str, rows: dict[str, str], metric: str = "lIoU", ablat
 
 
 def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd.DataFrame:
-    """The candidates of an open choice (:data:`mrife.experiments.CHOICES`) on the validation split.
+    """The candidates of an open choice that ``profile`` judges
+    (:func:`mrife.experiments.candidates`) on the validation split.
 
     Each candidate's score is the best validation lIoU of its run (the epoch whose
     checkpoint is kept), averaged over its finished seeds. The decision rule: the
@@ -299,10 +300,9 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
         :func:`mrife.plots.choice_seeds`); a candidate with no finished run has n 0 and
         ``Decision.NOT_RUN``.
     """
-    if choice not in CHOICES:
-        raise KeyError(f"unknown choice {choice!r}; valid: {', '.join(CHOICES)}")
+    names = candidates(profile, choice)
     rows = {}
-    for name in CHOICES[choice]:
+    for name in names:
         per_seed = {res.seed: res.best_val for res in results_if_any(profile, name, root)}
         best = list(per_seed.values())
         rows[name] = {"overrides": " ".join(o for o in overrides_of(name) if not o.startswith("model.name=")) or
@@ -312,7 +312,7 @@ def choice_table(profile: str, choice: str, root=None, min_seeds: int = 3) -> pd
     table = pd.DataFrame.from_dict(rows, orient="index")
     decisions = decide({name: row["per seed"] for name, row in rows.items()}, min_seeds)
     table.insert(4, "decision", [decisions[name] for name in table.index])
-    default = CHOICES[choice][0]
+    default = names[0]
     default_seeds = rows[default]["per seed"]
     paired = [[value - default_seeds[s] for s, value in row["per seed"].items() if s in default_seeds]
               for row in rows.values()]

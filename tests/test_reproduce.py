@@ -17,7 +17,7 @@ from mrife.config import load_profile, save_yaml
 from mrife.data import TileDataset
 from mrife.evaluation import confusion_by_scene
 from mrife.experiments import (CANDIDATES, CHOICES, EXPERIMENTS, PROFILE_EXPERIMENTS, REPRODUCTION_HOURS, SEEDS,
-                               TABLE_EXPERIMENTS, TABLE_SEEDS, experiment_config, seeds_for)
+                               TABLE_EXPERIMENTS, TABLE_SEEDS, candidates, experiment_config, seeds_for)
 from mrife.claims import Decision, plateau_epoch
 from mrife.report import claim_words, verdict_table
 from mrife.loaders import build_splits
@@ -337,20 +337,21 @@ COMMITTED = Path(__file__).resolve().parents[1] / "results"
 
 
 @pytest.mark.audit
-@pytest.mark.parametrize("choice", list(CHOICES))
-def test_the_experiments_run_what_the_committed_choice_decided(choice):
+@pytest.mark.parametrize("profile, choice", [("cpu", choice) for choice in CHOICES] +
+                         [("cpu-plateau", choice) for choice in CHOICES if len(candidates("cpu-plateau", choice)) > 1])
+def test_the_experiments_run_what_the_committed_choice_decided(profile, choice):
     from mrife.config import config_hash
 
-    table = choice_table("cpu", choice, root=COMMITTED)
+    table = choice_table(profile, choice, root=COMMITTED)
     assert table["n"].min() >= 3, f"{choice}: decided on the committed runs, each candidate over 3 seeds"
     chosen = table.index[table["decision"] == "chosen"]
     default = table.index[0]
     decided = chosen[0] if len(chosen) else default
-    run = {e: config_hash(experiment_config("cpu", e)) for e in EXPERIMENTS}.values()
-    assert config_hash(experiment_config("cpu", decided)) in run, \
+    run = {e: config_hash(experiment_config(profile, e)) for e in EXPERIMENTS}.values()
+    assert config_hash(experiment_config(profile, decided)) in run, \
         f"{choice}: the decision on the committed runs is {decided!r}, which no experiment runs: {table}"
     if decided != default:
-        assert config_hash(experiment_config("cpu", default)) not in run, \
+        assert config_hash(experiment_config(profile, default)) not in run, \
             f"{choice}: the default {default!r} was not kept, yet an experiment still runs it"
 
 
@@ -423,6 +424,19 @@ def test_the_leader_is_judged_against_the_default(monkeypatch):
         table.loc["segbranch", "decision"] is Decision.NO_CLEAR_WINNER
     scores.update(segbranch={0: 0.5, 1: 0.5, 2: 0.5})
     assert choice_table("smoke", "toy").loc["segbranch", "decision"] is Decision.DEFAULT_LEADS
+    monkeypatch.setitem(PROFILE_EXPERIMENTS, "smoke", ("segbranch", "a"))
+    scores.update(segbranch={0: 0.10, 1: 0.12, 2: 0.11}, a={0: 0.40, 1: 0.41, 2: 0.42}, b={0: 0.5})
+    table = choice_table("smoke", "toy")
+    assert table.index.tolist() == ["segbranch", "a"] and table.loc["a", "decision"] is Decision.CHOSEN, \
+        f"a profile with its own experiments judges the candidates it trains, not those it does not\n{table}"
+
+
+def test_the_plateau_profile_decides_the_fusion_choice_again_and_keeps_the_others():
+    assert candidates("cpu-plateau", "fusion") == ("mrife", "fusion-student-bn")
+    assert candidates("cpu", "fusion") == CHOICES["fusion"]
+    assert all(candidates("cpu-plateau", choice) == CHOICES[choice][:1] for choice in CHOICES if choice != "fusion")
+    with pytest.raises(KeyError, match="unknown choice"):
+        candidates("cpu", "no-such-choice")
 
 
 def test_two_reproductions_sharing_a_folder_keep_each_others_index(tmp_path, monkeypatch):
