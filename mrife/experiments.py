@@ -111,6 +111,12 @@ def seeds_for(profile: str, experiment: str) -> tuple[int, ...]:
     return SEEDS.get(profile, (0,))
 
 
+def profile_experiments(profile: str) -> tuple[str, ...]:
+    """The experiments ``mrife reproduce`` trains for ``profile`` by default: its own list
+    (:data:`PROFILE_EXPERIMENTS`), else every experiment."""
+    return PROFILE_EXPERIMENTS.get(profile, tuple(EXPERIMENTS))
+
+
 def candidates(profile: str, choice: str) -> tuple[str, ...]:
     """The candidates of ``choice`` that ``profile`` judges, the default first: every one,
     or, at a profile that trains its own list of experiments (:data:`PROFILE_EXPERIMENTS`),

@@ -23,7 +23,7 @@ import pandas as pd
 
 from mrife import figure_data
 from mrife.distributed import distributed, main_process
-from mrife.experiments import (CANDIDATES, EXPERIMENTS, PROFILE_EXPERIMENTS, experiment_config, overrides_of,
+from mrife.experiments import (CANDIDATES, EXPERIMENTS, experiment_config, overrides_of, profile_experiments,
                                results_root, seeds_for)
 from mrife.metrics import METRIC_NAMES
 from mrife.results import Result, read_result, results
@@ -60,7 +60,7 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
     Returns:
         experiment -> seed -> run directory, for the runs of this call.
     """
-    names = list(experiments or PROFILE_EXPERIMENTS.get(profile, EXPERIMENTS))
+    names = list(experiments or profile_experiments(profile))
     for name in names:
         overrides_of(name)
     if any(item.partition("=")[0].strip() == "seed" for item in overrides):
@@ -131,7 +131,7 @@ def plan(profile: str, seconds: dict[str, float], root: str | Path | None = None
         ``epochs`` and ``expected (s)`` (epochs x the model's epoch seconds; NaN for a model
         ``seconds`` does not have).
     """
-    names = list(experiments or PROFILE_EXPERIMENTS.get(profile, EXPERIMENTS))
+    names = list(experiments or profile_experiments(profile))
     wanted = {name: tuple(seeds) if seeds is not None else seeds_for(profile, name) for name in names}
     rows = []
     for seed in sorted({s for planned in wanted.values() for s in planned}):

@@ -2,7 +2,8 @@
 
 :func:`result` (one seed), :func:`finished` (one seed of several experiments),
 :func:`results` (every finished seed), :func:`drawn` (a run's figure data),
-:func:`sizing_runs`, :func:`run_times` (what each run took on what) and the test counts
+:func:`sizing_runs`, :func:`run_times` (what each run took on what),
+:func:`reproduction_time` (a profile's machine time by processor) and the test counts
 scene by scene (:func:`scene_confusions`, :func:`seed_scene_confusions`). The error for a
 missing run names the ``mrife reproduce`` command that trains it.
 """
@@ -18,7 +19,7 @@ import pandas as pd
 from mrife import figure_data
 from mrife.config import RunConfig, load_yaml
 from mrife.claims import NOT_LEARNING
-from mrife.experiments import experiment_config, results_root, seeds_for
+from mrife.experiments import CHOICES, candidates, experiment_config, profile_experiments, results_root, seeds_for
 from mrife.metrics import ConfusionMatrix
 from mrife.runs import changed_tree, is_finished, run_dir_for
 
@@ -56,9 +57,12 @@ class Result:
         not recorded or trained on a GPU. Training differs between CPU kinds in the 4th digit
         and beyond, so two runs of one seed draw the same training noise only on one kind."""
         prov = json.loads((self.run / "provenance.json").read_text())
-        if prov.get("device", "cpu") != "cpu":
-            return ""
-        return " ".join(p for p in (prov.get("processor"), prov.get("cpu_kind")) if p)
+        return _processor(prov) if prov.get("device", "cpu") == "cpu" else ""
+
+
+def _processor(prov: dict) -> str:
+    """The CPU a run's provenance names, and the kind that rounds alike; "" when not recorded."""
+    return " ".join(p for p in (prov.get("processor"), prov.get("cpu_kind")) if p)
 
 
 def _how_to_produce(profile: str, experiment: str, seed: int | None = None) -> str:
@@ -159,6 +163,35 @@ def run_times(runs: dict[str, Result]) -> pd.DataFrame:
                        "threads": prov["threads"], "torch": prov["packages"]["torch"],
                        "commit": prov["git_commit"][:10], "clean tree": "no" if changed_tree(res.run) else "yes"}
     return pd.DataFrame(rows).T
+
+
+def reproduction_time(profile: str, root: str | Path | None = None) -> pd.DataFrame:
+    """The machine time of a profile's reproduction so far, by the processor that trained it.
+
+    Every finished seed of every run ``mrife reproduce`` trains for ``profile``: its
+    experiments (:func:`mrife.experiments.profile_experiments`) and the candidates of the
+    open choices it judges (:func:`mrife.experiments.candidates`).
+
+    Returns:
+        A DataFrame indexed by processor (:attr:`Result.cpu`; the device for a run trained
+        on a GPU; "not recorded" for the first runs, whose provenance did not name it),
+        with columns ``runs`` and ``hours`` (their wall times summed, every try counted,
+        in hours), and a last row ``all``.
+    """
+    names = dict.fromkeys([*profile_experiments(profile), *(c for choice in CHOICES for c in candidates(profile, choice))])
+    rows = [_machine(json.loads((res.run / "provenance.json").read_text()))
+            for name in names for res in results_if_any(profile, name, root)]
+    table = pd.DataFrame(rows, columns=["processor", "hours"]).groupby("processor").agg(runs=("hours", "size"),
+                                                                                       hours=("hours", "sum"))
+    table.loc["all"] = [table["runs"].sum(), table["hours"].sum()]
+    return table.astype({"runs": int})
+
+
+def _machine(prov: dict) -> dict:
+    """What trained a run and for how long (hours), from its provenance."""
+    on_cpu = prov.get("device", "cpu") == "cpu"
+    return {"processor": (_processor(prov) or "not recorded") if on_cpu else prov["device"],
+            "hours": prov["wall_time_s"] / 3600}
 
 
 def results(profile: str, experiment: str, root: str | Path | None = None) -> list[Result]:

@@ -23,7 +23,8 @@ from mrife.report import claim_words, verdict_table
 from mrife.loaders import build_splits
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
 from mrife.reproduce import check, epochs_within, plan, reproduce
-from mrife.results import finished, result, results, run_times, scene_confusions, seed_scene_confusions, sizing_runs
+from mrife.results import (finished, reproduction_time, result, results, run_times, scene_confusions,
+                           seed_scene_confusions, sizing_runs)
 from mrife.runs import changed_tree, epoch_seconds, load_run, run_dir_for
 from mrife.tables import branch_table, choice_table, compare, seed_bootstrap, seed_pairing, seed_table, verdicts
 from mrife.train import expected_time, fit
@@ -150,6 +151,9 @@ def test_reproduce_writes_runs_the_tables_read(tmp_path, capsys, tiny_smoke):
     assert times.loc["seg", "wall time (s)"] == provenance["wall_time_s"] and times.loc["seg", "epochs"] == 1
     assert times.loc["seg", "commit"] == provenance["git_commit"][:10]
     assert times.loc["seg", "clean tree"] == ("yes" if provenance["git_dirty"] is False else "no")
+    spent = reproduction_time("smoke", root=tmp_path)
+    assert spent.index.tolist() == [res.cpu, "all"] and spent.loc[res.cpu, "runs"] == 1, spent
+    assert spent.loc["all", "hours"] == pytest.approx(provenance["wall_time_s"] / 3600), "wall time, in hours"
     capsys.readouterr()
     found = finished("smoke", {"B": "segbranch", "M": "mrife"}, root=tmp_path)
     assert list(found) == ["B"] and found["B"].run == res.run, "finished() keeps the finished run, by label"
