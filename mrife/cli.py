@@ -216,13 +216,15 @@ def _reproduce(args) -> int:
 
 
 def _plan(args, experiments) -> int:
+    from mrife.compute import processor
     from mrife.experiments import results_root
     from mrife.reproduce import plan
     from mrife.runs import epoch_seconds
 
     timing = args.times_from or args.profile
-    todo = plan(args.profile, epoch_seconds(Path(args.out or results_root()) / timing), args.out, experiments,
-                args.seeds)
+    folder = Path(args.out or results_root()) / timing
+    here = epoch_seconds(folder, processor())  # this machine's epoch times where it trained the model before
+    todo = plan(args.profile, epoch_seconds(folder) | here, args.out, experiments, args.seeds)
     if todo.empty:
         print(f"profile {args.profile}: every planned run is finished; nothing to train")
         return 0
@@ -230,6 +232,7 @@ def _plan(args, experiments) -> int:
     unknown = sorted(set(todo.loc[todo["expected (s)"].isna(), "model"]))
     print(f"profile {args.profile}: {len(todo)} runs to train, about {todo['expected (s)'].sum() / 3600:.1f} h "
           f"one after the other, at the epoch times of the finished runs of profile {timing}"
+          + (f" on this processor ({', '.join(sorted(here))}; other models: on any)" if here else "")
           + (f"; not counted: {', '.join(unknown)} (no finished run of it there: --times-from)" if unknown else ""))
     return 0
 

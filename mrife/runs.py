@@ -70,12 +70,15 @@ def is_finished(run: Path) -> bool:
     return (run / "test_metrics.json").exists()
 
 
-def epoch_seconds(folder: str | Path) -> dict[str, float]:
+def epoch_seconds(folder: str | Path, processor: str | None = None) -> dict[str, float]:
     """The median seconds of a training epoch of each model (``model.name``) over the
-    finished runs in ``folder``, from their histories: what an expected time multiplies."""
+    finished runs in ``folder``, from their histories: what an expected time multiplies.
+    With ``processor``, only the runs whose provenance names it (:func:`mrife.compute.processor`):
+    epoch times differ between the project's kinds of machine by up to 3x."""
     per_model: dict[str, list[float]] = {}
     for run in sorted(Path(folder).glob("*/")):
-        if is_finished(run):
+        if is_finished(run) and (processor is None or
+                                 json.loads((run / "provenance.json").read_text()).get("processor") == processor):
             history = json.loads((run / "history.json").read_text())
             per_model.setdefault(load_yaml(run / "config.yaml").model.name, []).extend(e["seconds"] for e in history)
     return {model: statistics.median(seconds) for model, seconds in per_model.items()}

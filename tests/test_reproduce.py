@@ -76,9 +76,12 @@ def test_plan_lists_the_runs_still_missing_with_their_expected_time(tmp_path):
     save_yaml(cfg, run / "config.yaml")
     (run / "history.json").write_text(json.dumps([{"epoch": 0, "seconds": 5.0}, {"epoch": 1, "seconds": 7.0}]))
     (run / "test_metrics.json").write_text("{}")
+    (run / "provenance.json").write_text(json.dumps({"processor": "AMD EPYC"}))
     assert (1, "mrife") not in set(zip(*plan("cpu-sizing", seconds, root=tmp_path)[["seed", "experiment"]].values.T)), \
         "a finished run is not planned"
     assert epoch_seconds(tmp_path / "cpu-sizing") == {"mrife": 6.0}, "the median epoch of the finished runs, by model"
+    assert epoch_seconds(tmp_path / "cpu-sizing", "AMD EPYC") == {"mrife": 6.0} and \
+        epoch_seconds(tmp_path / "cpu-sizing", "Intel Xeon") == {}, "the runs of one processor, when asked"
     assert "10 epochs to train: about 1 min at 6 s an epoch" in expected_time(cfg, tmp_path / "cpu-sizing", 10), \
         "training says at its start what it is expected to take, timed by the finished runs"
     assert "after the first" in expected_time(experiment_config("cpu-sizing", "segbranch"), tmp_path / "cpu-sizing", 3)
