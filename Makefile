@@ -17,7 +17,7 @@ CHAPTERS := $(sort $(wildcard book/[0-9]*.ipynb))
 # Renders the chapters' stored outputs (_config.yml executes nothing).
 JB_BUILD = $(BIN)/jupyter-book build -W -n --keep-going .
 
-.PHONY: book outputs test lab venv browser clean
+.PHONY: book outputs test lab venv browser gpu-wheels clean
 
 # Train what is missing, execute every chapter in place against results/, render.
 book: $(STAMP)
@@ -64,6 +64,15 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# For benchmarks/gpu.sh on a GPU machine that has torch, Triton and timm but no registry:
+# the locked versions of what such an image lacks, and mrife itself, as Python 3.12 wheels.
+gpu-wheels: $(STAMP)
+	rm -rf .gpu-wheels build
+	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+	  --platform manylinux_2_28_x86_64 -d .gpu-wheels $$(grep -iE \
+	  '^(segmentation.models.pytorch|pooch|platformdirs|rasterio|affine|cligj|click.plugins)==' requirements.lock)
+	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w .gpu-wheels . && rm -rf build
 
 clean:
 	rm -rf _build $(VENV)

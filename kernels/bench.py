@@ -144,16 +144,21 @@ def run_cuda(sizes, repeats: int) -> list[dict]:
 # ----------------------------------------------------------------------------------------
 
 
+def relative(rows: list[dict], reference: str = "torch") -> list[dict]:
+    """The rows with ``time_ratio`` and ``memory_ratio`` added: time and peak extra memory
+    over those of the ``reference`` backend at the same ``N``."""
+    ref = {r["N"]: r for r in rows if r["backend"] == reference}
+    return [{**r, "time_ratio": r["time_s"] / ref[r["N"]]["time_s"],
+             "memory_ratio": r["peak_extra_bytes"] / max(ref[r["N"]]["peak_extra_bytes"], 1)} for r in rows]
+
+
 def markdown(rows: list[dict], reference: str = "torch") -> str:
     """One line per case, with time and memory relative to the eager reference."""
-    ref = {r["N"]: r for r in rows if r["backend"] == reference}
     lines = ["| N = M | C | backend | time, median (s) | peak extra memory (MiB) | time / eager | memory / eager |",
              "| ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        base = ref[r["N"]]
+    for r in relative(rows, reference):
         lines.append(f"| {r['N']} | {r['C']} | {r['backend']} | {r['time_s']:.4g} | "
-                     f"{r['peak_extra_bytes'] / 2**20:.1f} | {r['time_s'] / base['time_s']:.2f} | "
-                     f"{r['peak_extra_bytes'] / max(base['peak_extra_bytes'], 1):.3f} |")
+                     f"{r['peak_extra_bytes'] / 2**20:.1f} | {r['time_ratio']:.2f} | {r['memory_ratio']:.3f} |")
     return "\n".join(lines)
 
 
@@ -162,7 +167,9 @@ def environment(device: str) -> dict:
            "machine": platform.machine(), "threads": torch.get_num_threads(),
            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     if device == "cuda":
-        env["gpu"] = torch.cuda.get_device_name()
+        import triton  # the kernel's compiler: its version changes the timings as much as torch's
+
+        env["gpu"], env["triton"] = torch.cuda.get_device_name(), triton.__version__
     else:
         cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
         env["cpu"] = cpu.group(1) if cpu else platform.processor()

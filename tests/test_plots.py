@@ -12,9 +12,9 @@ from matplotlib import pyplot as plt
 
 from mrife.masking import BACKGROUND, EDGE, INTERIOR
 from mrife.plots import (block_classes_figure, boundary, choice_seeds, distillation_curves, drawn_loss_terms,
-                         heatmap_grid, loss_curves, loss_terms_grid, prediction_grid, scene_map, seed_curves,
-                         seed_curves_grid, show_blocks, show_positions, show_prediction, sizing_curves, to_rgb,
-                         validation_curves)
+                         heatmap_grid, kernel_scaling, loss_curves, loss_terms_grid, prediction_grid, scene_map,
+                         seed_curves, seed_curves_grid, show_blocks, show_positions, show_prediction, sizing_curves,
+                         to_rgb, validation_curves)
 
 
 def test_boundary_is_the_inner_rim():
@@ -93,6 +93,19 @@ def test_sizing_curves_draw_each_model_and_seed_in_a_panel_per_metric():
     assert len(lioU.get_lines()) == 3 + 1, "a line per run and the plateau's marker"
     assert len(ap.get_lines()) == 2 + 1, "the run without an AP is left out of its panel"
     assert ap.get_ylabel() == "validation average precision"
+    plt.close(fig)
+
+
+def test_kernel_scaling_draws_a_line_per_backend_in_order_of_size():
+    rows = [{"backend": b, "N": n, "time_s": t * n, "peak_extra_bytes": m * n * n}
+            for b, t, m in (("triton", 2.0, 0), ("torch", 1.0, 8)) for n in (4096, 1024)]
+    fig = kernel_scaling(rows, title="H200")
+    memory, time = fig.axes
+    assert [line.get_label() for line in time.get_lines()] == ["triton", "torch"]
+    torch_time = time.get_lines()[1]
+    assert list(torch_time.get_xdata()) == [1024, 4096] and list(torch_time.get_ydata()) == [1024.0, 4096.0]
+    assert min(memory.get_lines()[0].get_ydata()) > 0, "no extra memory still shows on the log axis"
+    assert memory.get_xscale() == memory.get_yscale() == "log"
     plt.close(fig)
 
 
