@@ -68,7 +68,8 @@ def sfce_loss(
     image ``b``, each at that image's masked positions; edge rows are class 1 and
     background rows class 0. ``L_cons_1`` (a -> b) and ``L_cons_2`` (b -> a) are summed.
     The gather, normalization and loss run in :func:`mrife.kernels.masked_supcon`
-    (a Triton kernel on CUDA, the eager reference on CPU).
+    (on CUDA the eager reference, or the Triton kernel for large row counts; on CPU the
+    eager reference).
 
     A direction whose student image has no masked block is 0, in value as in gradient:
     its contrast set would hold the partner's teacher rows alone, a constant that trains
@@ -199,7 +200,7 @@ def sub_object_contrast(feat: Tensor, idx_pos: Tensor, idx_neg: Tensor, temperat
 
     All rows of the batch form one contrast set (within and across images): class 1 at
     ``idx_pos``, class 0 at ``idx_neg``. The value is ``supervised_contrastive`` on
-    those rows (computed by ``masked_supcon``: the Triton kernel on CUDA), divided by
+    those rows (computed by ``masked_supcon``), divided by
     the number of anchors, so that its scale does not grow with the number of edge points.
 
     Args:

@@ -177,6 +177,14 @@ def test_auto_backend_follows_device_and_interpreter(monkeypatch):
         masked_supcon(*case, backend="triton")
 
 
+def test_auto_on_cuda_runs_the_eager_reference_until_its_buffers_grow_large():
+    from mrife.kernels.masked_supcon import EAGER_ROWS, _choose_backend
+
+    assert _choose_backend("auto", on_cuda=True, rows=EAGER_ROWS) == "torch"
+    assert _choose_backend("auto", on_cuda=True, rows=EAGER_ROWS + 1) == "triton"
+    assert _choose_backend("triton", on_cuda=True, rows=10) == "triton", "a named backend is kept"
+
+
 @pytest.mark.parametrize("change,error,match", [
     (lambda c: {**c, "backend": "cuda"}, ValueError, "unknown backend"),
     (lambda c: {**c, "idx_s": c["idx_s"] + 1000}, IndexError, "B\\*h\\*w = 40"),
