@@ -6,9 +6,11 @@
 #   OUT=gpu bash benchmarks/gpu.sh   # there, from the repository root, .gpu-wheels beside it
 #
 # It installs the wheels (no index, no dependencies), then writes under $OUT:
+#   install.log  pip's account of the wheels
 #   machine.txt  the GPU, driver, torch and Triton the figures come from
-#   cuda.log, cuda.xml  the cuda test suite (tests/test_cuda.py), log and JUnit report
+#   cuda.log     the cuda test suite (tests/test_cuda.py), with each test's duration
 #   kernel_bench_cuda.json, .md  the SFCE kernel benchmark (python -m mrife.kernels.bench)
+#   kernel_bench_cuda_channels_last.json, .md  the same on channels-last maps
 #   dry_run.log  `mrife train --profile paper --dry-run` in fp32 and bf16: step time and
 #                CUDA memory at the paper's geometry (synthetic tiles: same shapes, no data)
 # Each step has its own time limit, so a hung step costs its limit and not the lease.
@@ -28,11 +30,14 @@ cat "$OUT/machine.txt"
 # so the tests must import the installed package.
 cd /tmp
 timeout 300 python3 -m pytest -m cuda "$REPO/tests/test_cuda.py" -p no:cacheprovider -q --durations=0 \
-  --junitxml="$OUT/cuda.xml" > "$OUT/cuda.log" 2>&1
+  > "$OUT/cuda.log" 2>&1
 echo "cuda suite: rc $?"; tail -n 25 "$OUT/cuda.log"
-timeout 110 python3 -m mrife.kernels.bench --device cuda --sizes 1024 4096 16384 --repeats 10 \
-  --json "$OUT/kernel_bench_cuda.json" --markdown "$OUT/kernel_bench_cuda.md"
-echo "kernel benchmark: rc $?"
+for layout in "" --channels-last; do
+  name=kernel_bench_cuda${layout:+_channels_last}
+  timeout 110 python3 -m mrife.kernels.bench --device cuda --sizes 1024 4096 16384 --repeats 10 $layout \
+    --json "$OUT/$name.json" --markdown "$OUT/$name.md"
+  echo "kernel benchmark ${layout:-contiguous}: rc $?"
+done
 for precision in fp32 bf16; do
   timeout 70 python3 -m mrife train --profile paper --dry-run --no-progress --set model.pretrained=false \
     --set data.source=synthetic --set data.synthetic_scenes=16 --set data.synthetic_size=1024 \

@@ -38,15 +38,19 @@ CHANNELS = 256
 MAP = (2, 128, 128)  # B, h, w: 32768 positions, room for N + M = 32768 distinct ones
 
 
-def make_inputs(n: int, m: int, channels: int = CHANNELS, device: str = "cpu", dtype=torch.float32, seed: int = 0):
+def make_inputs(n: int, m: int, channels: int = CHANNELS, device: str = "cpu", dtype=torch.float32, seed: int = 0,
+                channels_last: bool = False):
     """Student and teacher maps and the masked positions: ``n`` class-1 and ``m`` class-0
-    rows, the first half of each class from the student map, the rest from the teacher."""
+    rows, the first half of each class from the student map, the rest from the teacher.
+    ``channels_last`` lays both maps out with each position's channels side by side."""
     B, h, w = MAP
     if n + m > B * h * w:
         raise ValueError(f"bench: N + M = {n + m} exceeds the {B * h * w} positions of a {MAP} map")
     g = torch.Generator().manual_seed(seed)
-    feat_s = torch.randn(B, channels, h, w, generator=g).to(device=device, dtype=dtype).requires_grad_()
-    feat_t = torch.randn(B, channels, h, w, generator=g).to(device=device, dtype=dtype)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    feat_s = torch.randn(B, channels, h, w, generator=g).to(device=device, dtype=dtype, memory_format=layout)
+    feat_s.requires_grad_()
+    feat_t = torch.randn(B, channels, h, w, generator=g).to(device=device, dtype=dtype, memory_format=layout)
     pos = torch.randperm(B * h * w, generator=g)[: n + m]
     lab = torch.cat([torch.ones(n, dtype=torch.int64), torch.zeros(m, dtype=torch.int64)])
     in_s = torch.zeros(n + m, dtype=torch.bool)
@@ -111,7 +115,7 @@ def run_cpu(sizes, repeats: int) -> list[dict]:
 # ----------------------------------------------------------------------------------------
 
 
-def run_cuda(sizes, repeats: int) -> list[dict]:
+def run_cuda(sizes, repeats: int, channels_last: bool = False) -> list[dict]:
     from mrife.kernels import masked_supcon
 
     compiled = torch.compile(masked_supcon)
@@ -119,7 +123,7 @@ def run_cuda(sizes, repeats: int) -> list[dict]:
     for n in sizes:
         for label, backend, fn in (("triton", "triton", None), ("torch", "torch", None),
                                    ("torch.compile(torch)", "torch", compiled)):
-            inputs = make_inputs(n, n, device="cuda")
+            inputs = make_inputs(n, n, device="cuda", channels_last=channels_last)
             step(backend, inputs, fn)  # warm-up, compiles
             torch.cuda.synchronize()
             base = torch.cuda.memory_allocated()
@@ -190,13 +194,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="N = M values")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--channels-last", action="store_true", help="maps in channels-last layout (CUDA only)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--markdown", type=Path, help="write the table here")
     args = parser.parse_args(argv)
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     load_before = os.getloadavg()[0]  # other processes on the machine slow every case alike
-    rows = run_cuda(args.sizes, args.repeats) if device == "cuda" else run_cpu(args.sizes, args.repeats)
-    env = {**environment(device), "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+    if args.channels_last and device != "cuda":
+        parser.error("--channels-last is measured on CUDA only")
+    if device == "cuda":
+        rows = run_cuda(args.sizes, args.repeats, args.channels_last)
+    else:
+        rows = run_cpu(args.sizes, args.repeats)
+    env = {**environment(device), "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+           "layout": "channels-last" if args.channels_last else "contiguous"}
     table = markdown(rows)
     print(table)
     if args.json:
@@ -204,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"environment": env, "measures": MEASURES[device], "rows": rows}, indent=1))
     if args.markdown:
         header = (f"Benchmark of `masked_supcon` forward + backward on {device.upper()} "
-                  f"({env.get('cpu', env.get('gpu'))}, {env['threads']} threads, torch {env['torch']}, "
+                  f"({env.get('cpu', env.get('gpu'))}, {env['layout']} maps, {env['threads']} threads, "
+                  f"torch {env['torch']}, "
                   f"{env['date']}, 1-minute load average {env['load_average_1min'][0]} before and "
                   f"{env['load_average_1min'][1]} after), `python -m mrife.kernels.bench`.\n"
                   f"Measures: {MEASURES[device]}.\n\n")
