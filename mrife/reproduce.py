@@ -27,7 +27,7 @@ from mrife.experiments import (CANDIDATES, EXPERIMENTS, experiment_config, overr
                                results_root, seeds_for)
 from mrife.metrics import METRIC_NAMES
 from mrife.results import Result, read_result, results
-from mrife.runs import changed_tree, claim, is_finished, run_dir_for, write_json
+from mrife.runs import changed_tree, claim, is_finished, locked, run_dir_for, write_json
 from mrife.train import fit
 
 
@@ -95,10 +95,10 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
                 continue
             if name in EXPERIMENTS:  # the chapters draw experiments, never a candidate of a choice
                 _add_figures(run, f"[{profile}] {name} seed {seed}", progress)
-            # read again just before writing: another `mrife reproduce` may share the folder
-            index = json.loads(index_path.read_text()) if index_path.exists() else {}
-            index.setdefault(name, {})[str(seed)] = run.name
-            write_json(index_path, index)
+            with locked(index_path):  # another `mrife reproduce` may share the folder
+                index = json.loads(index_path.read_text()) if index_path.exists() else {}
+                index.setdefault(name, {})[str(seed)] = run.name
+                write_json(index_path, index)
             if not done:
                 print(f"[{profile}] {name} seed {seed}: done in {time.perf_counter() - tic:.0f} s", flush=True)
     return runs

@@ -30,6 +30,7 @@ read with ``weights_only=True``: a checkpoint from elsewhere cannot run code.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -146,6 +147,20 @@ def _take(path: Path, me: dict) -> dict | None:
         return json.loads(path.read_text())
     finally:
         os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock for ``path`` while the block runs, so that processes of this
+    host that share a results folder read, change and write the file one at a time (the
+    lock is ``.<name>.lock`` beside it, kept: removing a lock file races with its next
+    holder). A reader outside the lock still sees the file whole: writes are atomic."""
+    with open(path.parent / f".{path.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _alive(pid: int) -> bool:

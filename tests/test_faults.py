@@ -187,6 +187,27 @@ def _dead_pid() -> int:
     return done.pid
 
 
+def test_a_locked_read_modify_write_loses_no_update(tmp_path):
+    """Four threads add 1 to a shared file 200 times each, through ``locked``, as
+    processes sharing a results folder update its index.json."""
+    import threading
+
+    path = tmp_path / "index.json"
+    runs_module.write_json(path, 0)
+
+    def add_ones():
+        for _ in range(200):
+            with runs_module.locked(path):
+                runs_module.write_json(path, json.loads(path.read_text()) + 1)
+
+    threads = [threading.Thread(target=add_ones) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert json.loads(path.read_text()) == 800
+
+
 @pytest.mark.slow
 def test_two_reproductions_sharing_a_folder_train_each_run_once(tmp_path):
     command = [sys.executable, "-m", "mrife", "reproduce", "--profile", "smoke", "--only", "segbranch",
