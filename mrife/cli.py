@@ -98,7 +98,8 @@ def _add_reproduce(sub) -> None:
     repro.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
                        help="training seeds of every experiment, each its own run (default: 0 at smoke; "
                             "0 1 2 at cpu and paper, and 0 1 2 3 4 for the experiments of Tables III and IV: "
-                            "deeplabv3plus, mrife, icssn, segbranch, mrife-mfm); runs go seed by seed")
+                            "deeplabv3plus, mrife, icssn, segbranch, mrife-mfm); runs go seed by seed, the seeds "
+                            "trained so far on another kind of processor last")
     repro.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override one setting of every run (not seed: use --seeds)")
     repro.add_argument("--force", action="store_true",
@@ -217,14 +218,15 @@ def _reproduce(args) -> int:
 
 def _plan(args, experiments) -> int:
     from mrife.compute import processor
-    from mrife.experiments import results_root
-    from mrife.reproduce import plan
+    from mrife.experiments import profile_experiments, results_root
+    from mrife.reproduce import plan, trained_on
     from mrife.runs import epoch_seconds
 
     timing = args.times_from or args.profile
     folder = Path(args.out or results_root()) / timing
     here = epoch_seconds(folder, processor())  # this machine's epoch times where it trained the model before
-    todo = plan(args.profile, epoch_seconds(folder) | here, args.out, experiments, args.seeds)
+    kind = trained_on(args.profile, (experiments or profile_experiments(args.profile))[0], args.overrides or ())
+    todo = plan(args.profile, epoch_seconds(folder) | here, args.out, experiments, args.seeds, here=kind)
     if todo.empty:
         print(f"profile {args.profile}: every planned run is finished; nothing to train")
         return 0

@@ -55,6 +55,12 @@ def cpu_kind() -> str:
     return kind if capability == own or not flags else f"{kind}, forced on an {own} CPU"
 
 
+def device_kind(device: torch.device) -> str:
+    """What a run on ``device`` rounds like: :func:`cpu_kind` on the CPU, the GPU's name on
+    CUDA (as a run's ``provenance.json`` records it: ``cpu_kind``, else ``processor``)."""
+    return cpu_kind() if device.type == "cpu" else torch.cuda.get_device_name(device)
+
+
 def processor_vendor() -> str:
     """The CPU's vendor, ``"GenuineIntel"`` or ``"AuthenticAMD"`` (``/proc/cpuinfo`` on
     Linux; ``"unknown"`` elsewhere): at one instruction set the two round differently."""

@@ -15,6 +15,7 @@ import contextlib
 import json
 import math
 import time
+from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mrife import figure_data
+from mrife.compute import device_kind, resolve_device
 from mrife.distributed import distributed, main_process
 from mrife.experiments import (CANDIDATES, EXPERIMENTS, experiment_config, overrides_of, profile_experiments,
                                results_root, seeds_for)
@@ -50,8 +52,9 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
 
     The work is seed-major -- every experiment at the first seed, then every one at the
     next -- so that a reproduction stopped part way has the same number of seeds for each
-    experiment (give or take one), not all seeds of a few. Runs are trained one after the
-    other; the threads each uses are the training config's business.
+    experiment (give or take one), not all seeds of a few; the seeds whose runs so far were
+    trained on another kind of processor go last (:func:`seed_order`). Runs are trained one
+    after the other; the threads each uses are the training config's business.
     ``results/<profile>/index.json`` maps each experiment to ``{seed: run directory name}``
     and is rewritten after every run, so the chapters can be built from a partial
     reproduction. Each run of an experiment also gets its figure data (:mod:`mrife.figure_data`)
@@ -70,7 +73,14 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
     root.mkdir(parents=True, exist_ok=True)
     index_path = root / "index.json"
     runs: dict[str, dict[int, Path]] = {}
-    for seed in sorted({s for planned in plan.values() for s in planned}):
+    seeds = sorted({s for planned in plan.values() for s in planned})
+    if not distributed():  # every rank must walk the same order: under torchrun, by seed
+        here = trained_on(profile, names[0], overrides)
+        seeds, elsewhere = seed_order(root, seeds, here)
+        if elsewhere:
+            print(f"[{profile}] seeds {', '.join(map(str, elsewhere))} last: their runs so far were trained on "
+                  f"another kind of processor than this {here}", flush=True)
+    for seed in seeds:
         for name in names:
             if seed not in plan[name]:
                 continue
@@ -104,6 +114,35 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
     return runs
 
 
+def trained_on(profile: str, experiment: str, overrides=()) -> str:
+    """The kind of processor a run of ``experiment`` at ``profile`` would train on here
+    (:func:`mrife.compute.device_kind` of its configured device)."""
+    return device_kind(resolve_device(experiment_config(profile, experiment, overrides).train.device))
+
+
+def seed_order(folder: Path, seeds, here: str) -> tuple[list[int], list[int]]:
+    """``seeds`` in the order to train them on a machine of kind ``here``
+    (:func:`mrife.compute.device_kind`), and those put last.
+
+    A seed draws the same training noise for two models only on one kind of processor, so
+    a claim's two runs of a seed are best trained on one kind. A seed goes last when the
+    finished runs of it in ``folder`` (a profile's results, as its ``index.json`` lists
+    them) were trained more often on another kind than on ``here``; a seed with no run
+    yet does not. By seed within each group.
+    """
+    index_path = Path(folder) / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    kinds: dict[int, Counter] = {}
+    for by_seed in index.values():
+        for seed, name in by_seed.items():
+            prov = Path(folder) / name / "provenance.json"
+            if prov.exists():
+                recorded = json.loads(prov.read_text())
+                kinds.setdefault(int(seed), Counter())[recorded.get("cpu_kind") or recorded.get("processor")] += 1
+    elsewhere = sorted(s for s in seeds if s in kinds and kinds[s][here] < max(kinds[s].values()))
+    return [s for s in sorted(seeds) if s not in elsewhere] + elsewhere, elsewhere
+
+
 def _add_figures(run: Path, label: str, progress: bool = True) -> None:
     """Write the run's figure data if it is missing and the checkpoint is there."""
     if (run / figure_data.FILE).exists():
@@ -116,7 +155,7 @@ def _add_figures(run: Path, label: str, progress: bool = True) -> None:
 
 
 def plan(profile: str, seconds: dict[str, float], root: str | Path | None = None, experiments=None,
-         seeds=None, missing_only: bool = True) -> pd.DataFrame:
+         seeds=None, missing_only: bool = True, here: str | None = None) -> pd.DataFrame:
     """The runs ``mrife reproduce --profile profile`` would still train, in its order (seed
     by seed), and the time each is expected to take.
 
@@ -125,6 +164,8 @@ def plan(profile: str, seconds: dict[str, float], root: str | Path | None = None
             earlier runs at the same geometry, on the machine that will train).
         experiments, seeds: as for :func:`reproduce` (default: the profile's).
         missing_only: leave out the finished runs (``False``: every run of the profile).
+        here: the kind of machine that will train (:func:`trained_on`): the seeds go in
+            :func:`seed_order`, as ``reproduce`` takes them there; ``None``: by seed.
 
     Returns:
         A DataFrame with one row per run: ``experiment``, ``seed``, ``model``,
@@ -134,7 +175,10 @@ def plan(profile: str, seconds: dict[str, float], root: str | Path | None = None
     names = list(experiments or profile_experiments(profile))
     wanted = {name: tuple(seeds) if seeds is not None else seeds_for(profile, name) for name in names}
     rows = []
-    for seed in sorted({s for planned in wanted.values() for s in planned}):
+    order = sorted({s for planned in wanted.values() for s in planned})
+    if here is not None:
+        order = seed_order(Path(root or results_root()) / profile, order, here)[0]
+    for seed in order:
         for name in names:
             cfg = experiment_config(profile, name, seed=seed)
             done = missing_only and is_finished(run_dir_for(cfg, Path(root or results_root()) / profile))

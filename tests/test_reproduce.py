@@ -22,7 +22,7 @@ from mrife.claims import Decision, plateau_epoch
 from mrife.report import claim_words, verdict_table
 from mrife.loaders import build_splits
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
-from mrife.reproduce import check, epochs_within, plan, reproduce
+from mrife.reproduce import check, epochs_within, plan, reproduce, seed_order
 from mrife.results import (finished, reproduction_time, result, results, run_times, scene_confusions,
                            seed_scene_confusions, sizing_runs)
 from mrife.runs import changed_tree, epoch_seconds, load_run, run_dir_for
@@ -87,6 +87,29 @@ def test_plan_lists_the_runs_still_missing_with_their_expected_time(tmp_path):
     assert "after the first" in expected_time(experiment_config("cpu-sizing", "segbranch"), tmp_path / "cpu-sizing", 3)
     unknown = plan("cpu-sizing", {}, root=tmp_path, experiments=["segbranch"], seeds=[3])
     assert len(unknown) == 1 and math.isnan(unknown["expected (s)"].iloc[0]), "no measured epoch: no guess"
+
+
+def test_seeds_trained_on_another_kind_of_processor_go_last(tmp_path):
+    """A seed is the same draw of training noise for two models only on one kind of
+    processor: a seed whose runs so far ran mostly elsewhere waits for a machine of that kind."""
+    assert seed_order(tmp_path, [1, 0], "X") == ([0, 1], []), "no run yet: by seed"
+    kinds = {"a0": "Y", "a1": "X", "b1": "X", "a2": "X", "b2": "Y", "a3": None}  # a3: on a GPU, no cpu_kind
+    for run, kind in kinds.items():
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "provenance.json").write_text(json.dumps({"cpu_kind": kind, "processor": "NVIDIA H200"}))
+    index = {"a": {"0": "a0", "1": "a1", "2": "a2", "3": "a3"}, "b": {"1": "b1", "2": "b2"}}
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    assert seed_order(tmp_path, [0, 1, 2, 3, 4], "X") == ([1, 2, 4, 0, 3], [0, 3]), \
+        "seed 0 ran on Y and seed 3 on the GPU; seed 2 is tied, so it stays; seed 4 has no run"
+    assert seed_order(tmp_path, [0, 1, 2, 3, 4], "Y") == ([0, 2, 4, 1, 3], [1, 3])
+    assert seed_order(tmp_path, [0, 1, 2, 3, 4], "NVIDIA H200") == ([3, 4, 0, 1, 2], [0, 1, 2])
+    folder = tmp_path / "cpu-sizing"
+    folder.mkdir()
+    (tmp_path / "a0").rename(folder / "a0")
+    (folder / "index.json").write_text(json.dumps({"mrife": {"0": "a0"}}))
+    todo = plan("cpu-sizing", {}, root=tmp_path, experiments=["segbranch"], here="X")
+    assert todo["seed"].tolist() == [1, 0], f"the plan follows the order reproduce takes: {todo}"
+    assert plan("cpu-sizing", {}, root=tmp_path, experiments=["segbranch"])["seed"].tolist() == [0, 1]
 
 
 def test_a_run_without_a_progress_bar_says_its_expected_time_in_the_log(tmp_path, caplog, tiny):
