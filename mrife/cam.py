@@ -37,14 +37,24 @@ from mrife.masking import BACKGROUND, CLASS_NAMES, EDGE, INTERIOR, classify_bloc
 LANDSLIDE = 1  # class index of the landslide logit
 
 
+def cam_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """``model.cam_layers()``: layer name -> module, the default first (the model contract,
+    :mod:`mrife.models.base`).
+
+    Raises:
+        TypeError: the model names no layers (the message says what to pass instead).
+    """
+    if not callable(getattr(model, "cam_layers", None)):
+        raise TypeError(f"{type(model).__name__} names no Grad-CAM layers (a mrife model's cam_layers()); "
+                        "pass the target layer module itself as `layer`")
+    return model.cam_layers()
+
+
 def target_layer(model: nn.Module, layer: str | nn.Module | None = None) -> nn.Module:
     """The module to explain: a name of ``model.cam_layers()``, a module, or ``None`` (the default)."""
     if isinstance(layer, nn.Module):
         return layer
-    if not callable(getattr(model, "cam_layers", None)):
-        raise TypeError(f"{type(model).__name__} names no Grad-CAM layers (a mrife model's cam_layers()); "
-                        "pass the target layer module itself as `layer`")
-    named = model.cam_layers()
+    named = cam_layers(model)
     if layer is None:
         return next(iter(named.values()))
     if layer not in named:

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import default_collate
 
-from mrife.cam import cam
+from mrife.cam import cam, cam_layers
 from mrife.config import RunConfig
 from mrife.data import TileDataset
 from mrife.loaders import build_splits
@@ -83,6 +83,7 @@ def tile_batch(cfg: RunConfig, tiles: list[int] | None = None) -> dict:
 def compute(cfg: RunConfig, model: torch.nn.Module, progress: bool = True) -> dict[str, np.ndarray]:
     """The arrays of ``figures.npz`` for ``model`` (eval mode, on the CPU) trained with ``cfg``: any
     model with ``cam_layers()`` (:class:`mrife.models.SegmentationModel`)."""
+    layers = cam_layers(model)  # a model that names none: a clear TypeError, before any work
     test = test_split(cfg, progress)
     tiles = figure_tiles(test)
     batch = default_collate([test[i] for i in tiles])
@@ -90,7 +91,7 @@ def compute(cfg: RunConfig, model: torch.nn.Module, progress: bool = True) -> di
         logits = model(batch["image"])
     arrays = {"tiles": np.asarray(tiles, dtype=np.int64), "scenes": np.asarray(batch["scene"], dtype=str),
               "prediction": logits.argmax(1).to(torch.uint8).numpy()}
-    for layer in model.cam_layers():
+    for layer in layers:
         heat = cam(model, batch["image"], layer, target_mask=batch["mask"])  # [N, H, W] in [0, 1]
         arrays[f"cam/{layer}"] = (heat * 255).round().to(torch.uint8).numpy()
     return arrays

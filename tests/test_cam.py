@@ -232,3 +232,24 @@ def test_a_model_that_names_its_layers_gets_grad_cam_and_figure_data():
     stored = [k for k in arrays if k.startswith("cam/")]
     assert stored == ["cam/features"], f"expected the figure data of the named layer, got {stored}"
     assert arrays["cam/features"].shape == arrays["prediction"].shape == (figure_data.N_TILES, 32, 32)
+
+
+class Unnamed(SegmentationModel):
+    """A mrife model that names no Grad-CAM layers: images -> logits by one 1 x 1 conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Conv2d(3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x)
+
+
+def test_a_model_that_names_no_layers_gets_a_clear_error_before_any_work():
+    model = Unnamed().eval()
+    x = torch.randn(B, 3, H, W, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match="Unnamed names no Grad-CAM layers"):
+        cam(model, x, target_mask=label())
+    assert cam(model, x, model.head, target_mask=label()).shape == (B, H, W), "a module passed as layer works"
+    with pytest.raises(TypeError, match="Unnamed names no Grad-CAM layers"):
+        figure_data.compute(load_profile("smoke"), model)  # before the test split is built

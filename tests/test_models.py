@@ -24,6 +24,7 @@ from mrife.models import (
     EncoderSpec,
     MRIFEOutput,
     SegBranch,
+    SegmentationModel,
     build_model,
     build_segbranch,
 )
@@ -491,3 +492,12 @@ def test_teacher_bn_batch_keeps_the_teachers_own_statistics():
         f"teacher_bn=batch: eval RMS {eval_rms:.3f} should be near its training RMS {train_rms:.3f}")
     with pytest.raises(ValueError, match="teacher_bn"):
         make("mrife", teacher_bn="frozen")
+
+
+def test_a_registered_model_without_from_config_is_a_clear_error(monkeypatch):
+    class NoBuilder(SegmentationModel):
+        """Registered, but says nothing of how to build it from a configuration."""
+
+    monkeypatch.setitem(MODEL_BUILDERS, "nobuilder", NoBuilder)
+    with pytest.raises(TypeError, match="'nobuilder' \\(NoBuilder\\) does not say how to build it"):
+        build_model("nobuilder")

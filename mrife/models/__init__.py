@@ -58,7 +58,8 @@ def build_model(spec: str | ModelConfig | RunConfig, **overrides: Any) -> Segmen
 
     Raises:
         KeyError: unknown name (the message lists the valid ones).
-        TypeError: unknown keyword (the message lists the valid ones).
+        TypeError: unknown keyword (the message lists the valid ones), or a registered
+            model without ``from_config``.
         ValueError: a config field set away from its default that the model does not use.
     """
     cfg = _run_config(spec)
@@ -66,6 +67,9 @@ def build_model(spec: str | ModelConfig | RunConfig, **overrides: Any) -> Segmen
     if key not in MODEL_BUILDERS:
         raise KeyError(f"unknown model {cfg.model.name!r}; valid names: {', '.join(MODEL_NAMES)}")
     model = MODEL_BUILDERS[key]
+    if not callable(getattr(model, "from_config", None)):
+        raise TypeError(f"model {key!r} ({model.__name__}) does not say how to build it from a configuration: "
+                        "give it a classmethod from_config(cfg) and list the keys it reads in config_keys")
     valid = {keyword(k): k for k in model.config_keys}
     unknown = sorted(set(overrides) - set(valid))
     if unknown:

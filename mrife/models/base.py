@@ -1,14 +1,19 @@
 """The contract every model of mrife implements: how it is built, what Grad-CAM reads,
 and how it trains.
 
-How a model is built and explained (each model implements these):
+How a model is built and explained (every model of the registry,
+:data:`mrife.models.MODEL_BUILDERS`, defines these; the base class does not, so a model
+without them fails where they are needed, with a message that says so):
 
 - ``config_keys``: the configuration keys it reads (``"model.fusion"``, ``"mask.ratio"``,
   ...; its encoder's, :attr:`EncoderSpec.config_keys <mrife.models.encoder.EncoderSpec>`,
   among them). :func:`mrife.models.build_model` takes their short names as keywords and
   rejects a setting of the ``model``, ``mask`` or ``loss`` section the model does not read;
-- ``from_config(cfg)``: the model of a :class:`~mrife.config.RunConfig`;
-- ``cam_layers()``: the layers whose output :mod:`mrife.cam` explains, by name.
+- ``from_config(cfg)`` (a classmethod): the model of a :class:`~mrife.config.RunConfig`,
+  read from its ``config_keys`` alone; what :func:`~mrife.models.build_model` calls;
+- ``cam_layers()``: layer name -> the module whose output ``[B, C, h, w]`` Grad-CAM explains
+  (:func:`mrife.cam.cam`), the default layer first; a model defined outside the registry
+  needs only this one to get Grad-CAM and the figure data.
 
 The training loop (:func:`mrife.train.fit`) knows a model through these methods and
 nothing else:
@@ -38,7 +43,6 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from mrife.config import RunConfig
 from mrife.losses import joint_loss
 
 
@@ -52,17 +56,6 @@ class SegmentationModel(nn.Module):
     batch_split: str | None = "images"
     #: The configuration keys the model reads (``"model.dropout"``, ...), its encoder's among them.
     config_keys: tuple[str, ...] = ()
-
-    @classmethod
-    def from_config(cls, cfg: RunConfig) -> SegmentationModel:
-        """The model that ``cfg`` describes, read from its ``config_keys`` alone."""
-        raise NotImplementedError(f"{cls.__name__} does not say how to build it from a configuration: "
-                                  "implement from_config(cfg) and list the keys it reads in config_keys")
-
-    def cam_layers(self) -> dict[str, nn.Module]:
-        """Layer name -> the module whose output ``[B, C, h, w]`` Grad-CAM explains
-        (:func:`mrife.cam.cam`), the default layer first."""
-        raise NotImplementedError(f"{type(self).__name__} names no Grad-CAM layers: implement cam_layers()")
 
     def training_losses(self, images: Tensor, masks: Tensor, step: int,
                         generator: torch.Generator) -> dict[str, Tensor]:
