@@ -224,9 +224,9 @@ def _plan(args, experiments) -> int:
 
     timing = args.times_from or args.profile
     folder = Path(args.out or results_root()) / timing
-    here = epoch_seconds(folder, processor())  # this machine's epoch times where it trained the model before
-    kind = trained_on(args.profile, (experiments or profile_experiments(args.profile))[0], args.overrides or ())
-    todo = plan(args.profile, epoch_seconds(folder) | here, args.out, experiments, args.seeds, here=kind)
+    own = epoch_seconds(folder, processor())  # this machine's epoch times where it trained the model before
+    kind = trained_on(args.profile, (experiments or profile_experiments(args.profile))[0], args.overrides)
+    todo = plan(args.profile, epoch_seconds(folder) | own, args.out, experiments, args.seeds, here=kind)
     if todo.empty:
         print(f"profile {args.profile}: every planned run is finished; nothing to train")
         return 0
@@ -234,7 +234,7 @@ def _plan(args, experiments) -> int:
     unknown = sorted(set(todo.loc[todo["expected (s)"].isna(), "model"]))
     print(f"profile {args.profile}: {len(todo)} runs to train, about {todo['expected (s)'].sum() / 3600:.1f} h "
           f"one after the other, at the epoch times of the finished runs of profile {timing}"
-          + (f" on this processor ({', '.join(sorted(here))}; other models: on any)" if here else "")
+          + (f" on this processor ({', '.join(sorted(own))}; other models: on any)" if own else "")
           + (f"; not counted: {', '.join(unknown)} (no finished run of it there: --times-from)" if unknown else ""))
     return 0
 

@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -190,8 +191,6 @@ def _dead_pid() -> int:
 def test_a_locked_read_modify_write_loses_no_update(tmp_path):
     """Four threads add 1 to a shared file 200 times each, through ``locked``, as
     processes sharing a results folder update its index.json."""
-    import threading
-
     path = tmp_path / "index.json"
     runs_module.write_json(path, 0)
 
