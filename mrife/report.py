@@ -6,9 +6,10 @@ Everything else here reads tables that :mod:`mrife.tables` builds from finished 
 (``compare``, ``choice_table``, ``verdicts``) or runs' histories (:mod:`mrife.results`)
 and computes nothing from a checkpoint: :func:`format_table` (a table for display),
 :func:`epoch_table` and :func:`read_curve` (one run's training, epoch by epoch),
-:func:`leaders` (who leads each metric), :func:`read_differences` (what an interval
-says of a difference), :func:`verdict_table` and :func:`claim_words`
-(the paper's claims beside ours, as a table and as words for a sentence),
+:func:`read_late` (what runs lost after their best epoch), :func:`leaders` (who leads
+each metric), :func:`read_differences` (what an interval says of a difference),
+:func:`verdict_table` and :func:`claim_words` (the paper's claims beside ours, as a table
+and as words for a sentence),
 :func:`verdict_counts` and :func:`count_words` (how the verdicts add up for each kind of
 claim), :func:`read_heat` (where Grad-CAM maps are hottest), :func:`read_seeds` (which
 seeds never learned) and :func:`read_choice` (an open choice and its decision). The
@@ -325,6 +326,51 @@ def read_verdict_changes(before: pd.DataFrame, after: pd.DataFrame, change: str)
              for label in before.index if before.loc[label, "verdict"] != after.loc[label, "verdict"]]
     line = f"{change} changes **{len(moved)}** of the {len(before)} verdicts"
     return line + (":\n\n" + "\n".join(moved) if moved else ".")
+
+
+def read_late(table: pd.DataFrame) -> str:
+    """One Markdown line per model of a :func:`mrife.tables.best_and_last` table: the
+    epochs its seeds were best at, and what it lost after them.
+
+    A model whose validation lIoU (mean over its seeds) ends within :data:`PLATEAU` of its
+    best lost nothing. One that ends lower is read by its average precision, which needs
+    no threshold: an AP that falls too says the model ranks landslide pixels worse than at
+    its best epoch; an AP that does not fall says it ranks them as well, and the loss is
+    at the 0.5 threshold, told by the recall (fewer pixels marked) or else the precision
+    (more background marked). A model without a recorded AP gets the lIoU alone.
+    """
+    lines = []
+    for label, runs in table.groupby(level="model", sort=False):
+        mean = runs.mean(numeric_only=True)
+        seeds = "its one seed" if len(runs) == 1 else f"its {len(runs)} seeds"
+        line = (f"- **{label}**: best validation lIoU at epoch {_and([str(e) for e in runs['best epoch']])} "
+                f"of {int(runs['epochs'].max())}")
+        start, end = mean["val_lIoU at best"], mean["val_lIoU at last"]
+        if start - end < PLATEAU:
+            lines.append(line + f"; its last epoch ends within {PLATEAU} of its best ({seeds}, mean).")
+        else:
+            lines.append(line + f"; from there to its last epoch its lIoU falls from {start:.3f} to {end:.3f} "
+                                f"({seeds}, mean){_what_was_lost(mean)}")
+    return "\n".join(lines)
+
+
+def _what_was_lost(mean: pd.Series) -> str:
+    """The end of a :func:`read_late` line for a model whose lIoU fell: what its AP,
+    recall and precision (means over its seeds, at the best and the last epoch) say."""
+    def went(metric):
+        return f"{mean[f'val_{metric} at best']:.3f} to {mean[f'val_{metric} at last']:.3f}"
+
+    ap_change = mean["val_AP at last"] - mean["val_AP at best"]
+    if math.isnan(ap_change):
+        return "; its average precision was not recorded."
+    if ap_change <= -PLATEAU:
+        return (f", and its average precision with it ({went('AP')}): it ranks landslide pixels worse than at its "
+                "best epoch.")
+    held = (f", while its average precision does not ({went('AP')}): it ranks landslide pixels as well as at its "
+            "best epoch but marks ")
+    if mean["val_recall at best"] - mean["val_recall at last"] >= PLATEAU:
+        return held + f"fewer of them at the 0.5 threshold (recall {went('recall')})."
+    return held + f"more background at the 0.5 threshold (precision {went('precision')})."
 
 
 def read_seeds(table: pd.DataFrame) -> str:

@@ -4,7 +4,8 @@ test scenes, and the candidates of a choice the paper leaves open.
 :func:`compare` (mean over seeds beside the paper), :func:`seed_bootstrap` and
 :func:`verdicts` (intervals over seeds and test scenes; paired by seed too, and
 :func:`seed_pairing` reads on validation whether seeds go together), :func:`seed_table`
-(the seeds run by run) and :func:`choice_table` (an open choice's candidates on the
+(the seeds run by run), :func:`best_and_last` (each run's validation metrics at its best
+epoch and its last) and :func:`choice_table` (an open choice's candidates on the
 validation split, and the rule that decides it). They read the runs through
 :mod:`mrife.results`; :mod:`mrife.report` says in words what they show.
 """
@@ -249,6 +250,40 @@ def seed_table(profile: str, rows: dict[str, str], root=None) -> pd.DataFrame:
     columns = ["best val lIoU", "test lIoU", "learned", "first epoch"]
     index = pd.MultiIndex.from_tuples(list(table), names=["model", "seed"])
     return pd.DataFrame(list(table.values()), index=index, columns=columns).astype({"first epoch": "Int64"})
+
+
+LATE_METRICS = ("val_lIoU", "val_AP", "val_precision", "val_recall")  # what best_and_last reads by default
+
+
+def best_and_last(profile: str, rows: dict[str, str], metrics=LATE_METRICS, root=None) -> pd.DataFrame:
+    """Each run's validation metrics at its best epoch (the checkpoint kept) and at its last.
+
+    A run whose validation lIoU ends well below its best lost something late in training;
+    its average precision (threshold-free) and its precision and recall at the two epochs
+    say what (:func:`mrife.report.read_late` says it in words).
+
+    Args:
+        rows: label -> experiment name; an experiment with no finished seed is left out.
+        metrics: history columns, the first the one whose maximum is the best epoch; a
+            column a run did not record (``val_AP`` before it was) is NaN.
+
+    Returns:
+        A DataFrame indexed by ``(model, seed)`` with columns ``best epoch`` and ``epochs``
+        (counted from 1) and, for each metric, ``<metric> at best`` and ``<metric> at last``.
+    """
+    table = {}
+    for label, experiment in rows.items():
+        for res in results_if_any(profile, experiment, root):
+            history = res.history.reindex(columns=list(metrics))
+            best = int(history[metrics[0]].to_numpy().argmax())
+            row = {"best epoch": best + 1, "epochs": len(history)}
+            for metric in metrics:
+                row[f"{metric} at best"] = float(history[metric].iloc[best])
+                row[f"{metric} at last"] = float(history[metric].iloc[-1])
+            table[(label, res.seed)] = row
+    columns = ["best epoch", "epochs", *(f"{m} at {when}" for m in metrics for when in ("best", "last"))]
+    index = pd.MultiIndex.from_tuples(list(table), names=["model", "seed"])
+    return pd.DataFrame(list(table.values()), index=index, columns=columns)
 
 
 def branch_table(profile: str, rows: dict[str, str], metric: str = "lIoU", ablation: str = "enhancement_off",

@@ -5,16 +5,17 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
+import pytest
 import torch
 
 from mrife.data.transforms import MEAN, STD
 from matplotlib import pyplot as plt
 
 from mrife.masking import BACKGROUND, EDGE, INTERIOR
-from mrife.plots import (block_classes_figure, boundary, choice_seeds, distillation_curves, drawn_loss_terms,
-                         heatmap_grid, kernel_scaling, loss_curves, loss_terms_grid, prediction_grid, scene_map,
-                         seed_curves, seed_curves_grid, show_blocks, show_positions, show_prediction, sizing_curves,
-                         to_rgb, validation_curves)
+from mrife.plots import (block_classes_figure, boundary, choice_seeds, curves_over_seeds, distillation_curves,
+                         drawn_loss_terms, heatmap_grid, kernel_scaling, loss_curves, loss_terms_grid, prediction_grid,
+                         scene_map, seed_curves, seed_curves_grid, show_blocks, show_positions, show_prediction,
+                         sizing_curves, to_rgb, validation_curves)
 
 
 def test_boundary_is_the_inner_rim():
@@ -93,6 +94,23 @@ def test_sizing_curves_draw_each_model_and_seed_in_a_panel_per_metric():
     assert len(lioU.get_lines()) == 3 + 1, "a line per run and the plateau's marker"
     assert len(ap.get_lines()) == 2 + 1, "the run without an AP is left out of its panel"
     assert ap.get_ylabel() == "validation average precision"
+    plt.close(fig)
+
+
+def test_curves_over_seeds_draw_each_models_mean_in_the_band_of_its_seeds():
+    low = [{"epoch": e, "val_lIoU": 0.1 * e, "val_AP": 0.5, "val_recall": 0.2} for e in range(3)]
+    high = [{**r, "val_lIoU": 0.1 * r["epoch"] + 0.2} for r in low]
+    old = [{"epoch": e, "val_lIoU": 0.3, "val_recall": 0.1} for e in range(3)]  # trained before the AP was recorded
+    fig = curves_over_seeds({"a": {0: low, 1: high}, "b": {0: old}}, title="t")
+    lioU, ap, recall = fig.axes
+    assert [line.get_label() for line in lioU.get_lines()] == ["a (2 seeds)", "b (1 seeds)"]
+    assert list(lioU.get_lines()[0].get_xdata()) == [1, 2, 3], "epochs from 1"
+    assert list(lioU.get_lines()[0].get_ydata()) == pytest.approx([0.1, 0.2, 0.3]), "the mean of the two seeds"
+    assert len(ap.get_lines()) == 1 and len(recall.get_lines()) == 2, "the run without an AP is left out of its panel"
+    assert recall.get_ylabel() == "validation recall"
+    plt.close(fig)
+    fig = curves_over_seeds({"b": {0: old}}, metrics=("val_AP",))
+    assert [t.get_text() for t in fig.axes[0].texts] == ["not recorded by these runs"]
     plt.close(fig)
 
 

@@ -10,7 +10,7 @@ from mrife.claims import Decision, verdict
 from mrife.config import RunConfig, describe, load_profile
 from mrife.paper import TABLE_II
 from mrife.report import (TABLE_II_KEYS, Glue, count_words, epoch_table, format_table, leaders, read_branch,
-                          read_choice, read_curve, read_differences, read_heat, read_pairing, read_seeds,
+                          read_choice, read_curve, read_differences, read_heat, read_late, read_pairing, read_seeds,
                           read_verdict_changes, settings_table, table_ii, verdict_counts,
                           verdict_table)
 from mrife.tables import compare
@@ -176,6 +176,40 @@ def test_read_seeds_names_each_seed_that_never_learned():
         "- **B**: 1 of its 2 seeds never learned (best validation lIoU below 0.05; seed 3: 0.010, test lIoU 0.020); "
         "the other one first reached 0.05 at epoch 4.",
     ], lines
+
+
+def _best_and_last(rows):
+    """A :func:`mrife.tables.best_and_last` table from ``(model, seed, best epoch, lIoU, AP, recall, precision)``,
+    each metric a pair (at best, at last), over 27 epochs."""
+    index = pd.MultiIndex.from_tuples([(m, s) for m, s, *_ in rows], names=["model", "seed"])
+    columns = {"best epoch": [r[2] for r in rows], "epochs": [27] * len(rows)}
+    for i, metric in enumerate(("val_lIoU", "val_AP", "val_recall", "val_precision")):
+        for j, when in enumerate(("best", "last")):
+            columns[f"{metric} at {when}"] = [r[3 + i][j] for r in rows]
+    return pd.DataFrame(columns, index=index)
+
+
+def test_read_late_tells_a_lost_ranking_from_a_lost_threshold():
+    nan = (math.nan, math.nan)
+    lines = read_late(_best_and_last([
+        ("kept", 0, 26, (0.4, 0.395), (0.5, 0.5), (0.6, 0.6), (0.5, 0.5)),
+        ("ranking", 0, 5, (0.4, 0.1), (0.5, 0.45), (0.6, 0.1), (0.5, 0.5)),
+        ("threshold", 0, 6, (0.4, 0.2), (0.52, 0.58), (0.7, 0.2), (0.5, 0.7)),
+        ("threshold", 1, 8, (0.4, 0.2), (0.52, 0.58), (0.7, 0.2), (0.5, 0.7)),
+        ("background", 0, 5, (0.4, 0.3), (0.5, 0.5), (0.6, 0.6), (0.6, 0.4)),
+        ("unrecorded", 0, 5, (0.4, 0.3), nan, (0.6, 0.5), (0.5, 0.5)),
+    ])).splitlines()
+    assert lines[0] == "- **kept**: best validation lIoU at epoch 26 of 27; its last epoch ends within 0.01 of its " \
+                       "best (its one seed, mean).", lines
+    assert lines[1].endswith("its lIoU falls from 0.400 to 0.100 (its one seed, mean), and its average precision "
+                             "with it (0.500 to 0.450): it ranks landslide pixels worse than at its best epoch."), lines
+    assert lines[2] == (
+        "- **threshold**: best validation lIoU at epoch 6 and 8 of 27; from there to its last epoch its lIoU falls "
+        "from 0.400 to 0.200 (its 2 seeds, mean), while its average precision does not (0.520 to 0.580): it ranks "
+        "landslide pixels as well as at its best epoch but marks fewer of them at the 0.5 threshold "
+        "(recall 0.700 to 0.200)."), lines
+    assert lines[3].endswith("marks more background at the 0.5 threshold (precision 0.600 to 0.400)."), lines
+    assert lines[4].endswith("(its one seed, mean); its average precision was not recorded."), lines
 
 
 def _seed_table(rows):

@@ -26,7 +26,8 @@ from mrife.reproduce import check, epochs_within, plan, reproduce, seed_order
 from mrife.results import (finished, reproduction_time, result, results, run_times, scene_confusions,
                            seed_scene_confusions, sizing_runs)
 from mrife.runs import changed_tree, epoch_seconds, load_run, run_dir_for
-from mrife.tables import branch_table, choice_table, compare, seed_bootstrap, seed_pairing, seed_table, verdicts
+from mrife.tables import (best_and_last, branch_table, choice_table, compare, seed_bootstrap, seed_pairing,
+                          seed_table, verdicts)
 from mrife.train import expected_time, fit
 
 PAPER = {"Baseline": {"lIoU": 0.3381, "F1": 0.5054}, "Other": {"lIoU": 0.1, "F1": 0.2}}
@@ -331,6 +332,22 @@ def test_reproduce_over_two_seeds(tmp_path, monkeypatch, tiny_smoke):
         "a side not run is not one that failed"
     with pytest.raises(ValueError, match="use --seeds|seeds"):
         reproduce("smoke", tmp_path, ["segbranch"], overrides=["seed=3"], progress=False)
+
+
+def test_best_and_last_reads_each_run_at_its_best_epoch_and_its_last(monkeypatch):
+    def run(seed, lious):
+        history = pd.DataFrame({"val_lIoU": lious, "val_recall": [0.9, 0.8, 0.7]})
+        return SimpleNamespace(seed=seed, history=history)
+
+    monkeypatch.setattr("mrife.tables.results_if_any",
+                        lambda profile, experiment, root=None: [run(0, [0.1, 0.4, 0.2]), run(1, [0.1, 0.2, 0.3])]
+                        if experiment == "segbranch" else [])
+    table = best_and_last("cpu", {"B": "segbranch", "none": "mrife"}, metrics=("val_lIoU", "val_recall", "val_AP"))
+    assert list(table.index) == [("B", 0), ("B", 1)], "a row per finished seed; an experiment without one is left out"
+    assert table["best epoch"].tolist() == [2, 3] and table["epochs"].tolist() == [3, 3], "epochs counted from 1"
+    assert table["val_lIoU at best"].tolist() == [0.4, 0.3] and table["val_lIoU at last"].tolist() == [0.2, 0.3]
+    assert table["val_recall at best"].tolist() == [0.8, 0.7], "every metric read at the lIoU's best epoch"
+    assert table["val_AP at last"].isna().all(), "a metric the runs did not record"
 
 
 def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch, tiny_smoke):

@@ -1,6 +1,7 @@
 """Curves of the runs' histories, epoch by epoch: the loss terms (Fig. 6's panels), the
 validation lIoU of several runs with each best epoch ringed, the runs of an open choice
-over seeds, and the sizing runs of the plateau profile.
+over seeds, several models' validation metrics over their seeds, and the sizing runs of
+the plateau profile.
 
 A history is a run's ``history.json`` as :class:`mrife.results.Result` holds it: a
 DataFrame, or a list of records, one per epoch, with ``epoch`` (from 0) and the columns
@@ -156,6 +157,37 @@ def seed_curves_grid(curves: dict, columns: int = 4):
     return fig
 
 
+def curves_over_seeds(curves: dict, metrics=("val_lIoU", "val_AP", "val_recall"), title: str | None = None):
+    """Several models' validation metrics epoch by epoch, over their seeds: a panel per
+    metric, a line per model (the mean over its seeds) in a band from its lowest seed to
+    its highest. ``curves`` maps a model to ``{seed: history}``; a metric a model did not
+    record is left out of its panel (a panel no model recorded says so). Returns the
+    figure (3.6 x 3 inches a panel)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric in zip(axes[0], metrics):
+        for colour, (model, by_seed) in zip(colours, curves.items()):
+            frames = [pd.DataFrame(_records(h)).set_index("epoch") for h in by_seed.values()]
+            seeds = [frame[metric] for frame in frames if metric in frame]
+            if not seeds:
+                continue
+            values = pd.concat(seeds, axis=1)  # epoch x seed; NaN past a shorter run's end
+            epochs = values.index + 1
+            ax.fill_between(epochs, values.min(axis=1), values.max(axis=1), color=colour, alpha=0.15, lw=0)
+            ax.plot(epochs, values.mean(axis=1), color=colour, lw=1.4, label=f"{model} ({len(seeds)} seeds)")
+        if not ax.get_lines():
+            ax.text(0.5, 0.5, "not recorded by these runs", ha="center", va="center", transform=ax.transAxes)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(_METRIC_LABELS.get(metric, metric))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def sizing_curves(curves: dict, metrics=("val_lIoU", "val_AP"), plateau: dict | None = None):
     """The sizing runs on one figure: a panel per validation metric (lIoU, average
     precision), a colour per model and a line style per seed, epoch by epoch.
@@ -179,11 +211,15 @@ def sizing_curves(curves: dict, metrics=("val_lIoU", "val_AP"), plateau: dict | 
                 ax.axvline(plateau[model], color=colour, ls=":", lw=1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_ylabel({"val_lIoU": "validation lIoU", "val_AP": "validation average precision"}.get(metric, metric))
+        ax.set_ylabel(_METRIC_LABELS.get(metric, metric))
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+_METRIC_LABELS = {"val_lIoU": "validation lIoU", "val_AP": "validation average precision",
+                  "val_recall": "validation recall", "val_precision": "validation precision"}
 
 
 def _records(history) -> list[dict]:
