@@ -16,6 +16,10 @@ import pandas as pd
 
 NOT_LEARNING = 0.05  # a best validation lIoU below this: the run never learned to find landslides
 PLATEAU = 0.01  # a curve's last third within this of its earlier best: it levels off
+# A last epoch this far or more below the best (validation lIoU, mean over a model's seeds):
+# the run lost what it had learned. Above the swing from one epoch to the next of runs that
+# level off (about 0.02 between the best and the last epoch at the plateau profile).
+FALLS_BACK = 0.05
 
 VERDICTS = ("reproduced", "inconclusive", "reversed")  # what verdict can say of a claim that ran
 

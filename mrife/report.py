@@ -22,7 +22,7 @@ import math
 
 import pandas as pd
 
-from mrife.claims import NOT_LEARNING, PLATEAU, VERDICTS, Decision
+from mrife.claims import FALLS_BACK, NOT_LEARNING, PLATEAU, VERDICTS, Decision
 from mrife.config import RunConfig, describe
 from mrife.paper import TABLE_II
 
@@ -332,12 +332,13 @@ def read_late(table: pd.DataFrame) -> str:
     """One Markdown line per model of a :func:`mrife.tables.best_and_last` table: the
     epochs its seeds were best at, and what it lost after them.
 
-    A model whose validation lIoU (mean over its seeds) ends within :data:`PLATEAU` of its
-    best lost nothing. One that ends lower is read by its average precision, which needs
-    no threshold: an AP that falls too says the model ranks landslide pixels worse than at
-    its best epoch; an AP that does not fall says it ranks them as well, and the loss is
-    at the 0.5 threshold, told by the recall (fewer pixels marked) or else the precision
-    (more background marked). A model without a recorded AP gets the lIoU alone.
+    A model whose validation lIoU (mean over its seeds) ends less than
+    :data:`mrife.claims.FALLS_BACK` below its best kept what it had learned. One that falls
+    further is read by its average precision, which needs no threshold: an AP that falls
+    too (by :data:`PLATEAU` or more) says the model ranks landslide pixels worse than at its
+    best epoch; an AP that does not says it ranks them as well, and the loss is at the 0.5
+    threshold, told by the recall (fewer pixels marked) or else the precision (more
+    background marked). A model without a recorded AP gets the lIoU alone.
     """
     lines = []
     for label, runs in table.groupby(level="model", sort=False):
@@ -346,8 +347,9 @@ def read_late(table: pd.DataFrame) -> str:
         line = (f"- **{label}**: best validation lIoU at epoch {_and([str(e) for e in runs['best epoch']])} "
                 f"of {int(runs['epochs'].max())}")
         start, end = mean["val_lIoU at best"], mean["val_lIoU at last"]
-        if start - end < PLATEAU:
-            lines.append(line + f"; its last epoch ends within {PLATEAU} of its best ({seeds}, mean).")
+        if start - end < FALLS_BACK:
+            lines.append(line + f"; its last epoch ends within {FALLS_BACK} of its best ({start:.3f} to {end:.3f}, "
+                                f"{seeds}, mean).")
         else:
             lines.append(line + f"; from there to its last epoch its lIoU falls from {start:.3f} to {end:.3f} "
                                 f"({seeds}, mean){_what_was_lost(mean)}")

@@ -192,15 +192,15 @@ def _best_and_last(rows):
 def test_read_late_tells_a_lost_ranking_from_a_lost_threshold():
     nan = (math.nan, math.nan)
     lines = read_late(_best_and_last([
-        ("kept", 0, 26, (0.4, 0.395), (0.5, 0.5), (0.6, 0.6), (0.5, 0.5)),
+        ("kept", 0, 26, (0.4, 0.36), (0.5, 0.4), (0.6, 0.4), (0.5, 0.5)),  # a fall of 0.04 and less: kept
         ("ranking", 0, 5, (0.4, 0.1), (0.5, 0.45), (0.6, 0.1), (0.5, 0.5)),
         ("threshold", 0, 6, (0.4, 0.2), (0.52, 0.58), (0.7, 0.2), (0.5, 0.7)),
         ("threshold", 1, 8, (0.4, 0.2), (0.52, 0.58), (0.7, 0.2), (0.5, 0.7)),
         ("background", 0, 5, (0.4, 0.3), (0.5, 0.5), (0.6, 0.6), (0.6, 0.4)),
         ("unrecorded", 0, 5, (0.4, 0.3), nan, (0.6, 0.5), (0.5, 0.5)),
     ])).splitlines()
-    assert lines[0] == "- **kept**: best validation lIoU at epoch 26 of 27; its last epoch ends within 0.01 of its " \
-                       "best (its one seed, mean).", lines
+    assert lines[0] == "- **kept**: best validation lIoU at epoch 26 of 27; its last epoch ends within 0.05 of its " \
+                       "best (0.400 to 0.360, its one seed, mean).", lines
     assert lines[1].endswith("its lIoU falls from 0.400 to 0.100 (its one seed, mean), and its average precision "
                              "with it (0.500 to 0.450): it ranks landslide pixels worse than at its best epoch."), lines
     assert lines[2] == (
