@@ -7,7 +7,8 @@ test scenes, and the candidates of a choice the paper leaves open.
 (the seeds run by run), :func:`best_and_last` (each run's validation metrics at its best
 epoch and its last) and :func:`choice_table` (an open choice's candidates on the
 validation split, and the rule that decides it). They read the runs through
-:mod:`mrife.results`; :mod:`mrife.report` says in words what they show.
+:mod:`mrife.results`; :mod:`mrife.report` and :mod:`mrife.training_report` say in
+words what they show.
 """
 
 from __future__ import annotations
@@ -260,7 +261,7 @@ def best_and_last(profile: str, rows: dict[str, str], metrics=LATE_METRICS, root
 
     A run whose validation lIoU ends well below its best lost something late in training;
     its average precision (threshold-free) and its precision and recall at the two epochs
-    say what (:func:`mrife.report.read_late` says it in words).
+    say what (:func:`mrife.training_report.read_late` says it in words).
 
     Args:
         rows: label -> experiment name; an experiment with no finished seed is left out.
@@ -269,7 +270,8 @@ def best_and_last(profile: str, rows: dict[str, str], metrics=LATE_METRICS, root
 
     Returns:
         A DataFrame indexed by ``(model, seed)`` with columns ``best epoch`` and ``epochs``
-        (counted from 1) and, for each metric, ``<metric> at best`` and ``<metric> at last``.
+        (counted from 1) and, for each metric, ``<metric> at best`` and ``<metric> at last``
+        (the history's values: fractions in [0, 1] for the validation metrics).
     """
     table = {}
     for label, experiment in rows.items():

@@ -103,7 +103,7 @@ def test_curves_over_seeds_draw_each_models_mean_in_the_band_of_its_seeds():
     old = [{"epoch": e, "val_lIoU": 0.3, "val_recall": 0.1} for e in range(3)]  # trained before the AP was recorded
     fig = curves_over_seeds({"a": {0: low, 1: high}, "b": {0: old}}, title="t")
     lioU, ap, recall = fig.axes
-    assert [line.get_label() for line in lioU.get_lines()] == ["a (2 seeds)", "b (1 seeds)"]
+    assert [line.get_label() for line in lioU.get_lines()] == ["a (2 seeds)", "b (1 seed)"]
     assert list(lioU.get_lines()[0].get_xdata()) == [1, 2, 3], "epochs from 1"
     assert list(lioU.get_lines()[0].get_ydata()) == pytest.approx([0.1, 0.2, 0.3]), "the mean of the two seeds"
     assert len(ap.get_lines()) == 1 and len(recall.get_lines()) == 2, "the run without an AP is left out of its panel"

@@ -165,16 +165,18 @@ def curves_over_seeds(curves: dict, metrics=("val_lIoU", "val_AP", "val_recall")
     figure (3.6 x 3 inches a panel)."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    frames = {model: [pd.DataFrame(_records(h)).set_index("epoch") for h in by_seed.values()]
+              for model, by_seed in curves.items()}
     for ax, metric in zip(axes[0], metrics):
-        for colour, (model, by_seed) in zip(colours, curves.items()):
-            frames = [pd.DataFrame(_records(h)).set_index("epoch") for h in by_seed.values()]
-            seeds = [frame[metric] for frame in frames if metric in frame]
+        for colour, (model, runs) in zip(colours, frames.items()):
+            seeds = [run[metric] for run in runs if metric in run]
             if not seeds:
                 continue
             values = pd.concat(seeds, axis=1)  # epoch x seed; NaN past a shorter run's end
             epochs = values.index + 1
             ax.fill_between(epochs, values.min(axis=1), values.max(axis=1), color=colour, alpha=0.15, lw=0)
-            ax.plot(epochs, values.mean(axis=1), color=colour, lw=1.4, label=f"{model} ({len(seeds)} seeds)")
+            label = f"{model} ({len(seeds)} seed{'' if len(seeds) == 1 else 's'})"
+            ax.plot(epochs, values.mean(axis=1), color=colour, lw=1.4, label=label)
         if not ax.get_lines():
             ax.text(0.5, 0.5, "not recorded by these runs", ha="center", va="center", transform=ax.transAxes)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
