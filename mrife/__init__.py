@@ -27,7 +27,8 @@ package or from the layers below it (``tests/test_layers.py`` checks every impor
 2. ``losses``: every loss term, built on the kernels, ``loaders``: a run's data (its
    scenes, split by scene, and the loaders), and ``report``: what the runs' tables say,
    in words, and the settings beside the paper's;
-3. ``models``: the models and their training contract (``models/base.py``);
+3. ``models``: the models and their training contract (``models/base.py``), and
+   ``training_report``: how a model's runs trained, epoch by epoch, in tables and words;
 4. ``runs``: the run directory (atomic writes, checkpoints, provenance, ``load_run``),
    and ``evaluation``: a model scored on a loader's tiles, pooled or scene by scene;
 5. ``train``: the loop, and ``migrate``: committed runs renamed when the configuration

@@ -16,7 +16,7 @@ LAYERS = [
     {"labels", "distributed", "paper", "progress", "claims"},
     {"config", "compute", "data", "gis", "masking", "metrics", "kernels"},
     {"losses", "loaders", "report"},
-    {"models"},
+    {"models", "training_report"},
     {"runs", "evaluation"},
     {"train", "migrate"},
     {"cam", "plots", "predict"},
