@@ -7,7 +7,7 @@ Examples:
     mrife reproduce --profile smoke
     mrife reproduce --profile cpu --only mrife deeplabv3plus --seeds 0 1 2
     mrife reproduce --profile cpu --check mrife --seeds 1
-    mrife predict results/cpu/mrife-f780738ea1 scene.tif --out maps
+    mrife predict results/cpu/mrife-0fd563970c scene.tif --out maps
     mrife info
 """
 
@@ -122,7 +122,7 @@ def _add_predict(sub) -> None:
     predict = sub.add_parser(
         "predict", help="landslide maps of whole scenes with a trained run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  mrife predict results/cpu/mrife-f780738ea1 scene1.tif scenes/ 'more/*.png' --out maps "
+        epilog="example:\n  mrife predict results/cpu/mrife-0fd563970c scene1.tif scenes/ 'more/*.png' --out maps "
                "--min-area 100\n\nwrites, per input, <name>_probability and <name>_mask (GeoTIFF with the "
                "input's CRS,\nor PNG for a plain image), <name>_landslides.geojson and <name>_quicklook.png.\n"
                "The mask, TIFF or PNG alike: 0 background, 1 landslide, 255 no data (colour table:\n"

@@ -170,30 +170,27 @@ _CPU_PAPER_GEOMETRY = [
 # What each profile changes from the paper's settings.
 PROFILES: dict[str, list[str]] = {
     "paper": [],
-    # The real Sichuan scenes at a size a 2-core CPU trains in minutes per run: every run
-    # of `mrife reproduce` in under 2 hours. Measured on 2 cores: 88 steps of the paper's
-    # batch of 4 per epoch; about 50 s per epoch for a segmentation-only model and 100 s
-    # for MRIFE (three encoders), so 7 epochs of the 10 experiments take about 100
-    # minutes. Batch 8 (half the steps) was still climbing after 7 epochs.
-    # Its ASPP keeps the paper's rates (12, 24, 36): at 96 px they reach past the 12 x 12
-    # feature map, so its atrous branches see only padding (chapter 5).
-    "cpu": [
+    # The real Sichuan scenes at the paper's geometry scaled to 96 px, trained for the
+    # epoch count chapter 5 reads from the cpu-sizing runs (results/cpu-sizing/) by
+    # mrife.claims.plateau_epoch, within the reproduction's budget
+    # (mrife.reproduce.epochs_within; tests/test_reproduce.py holds the two together).
+    "cpu": [*_CPU_PAPER_GEOMETRY, "train.epochs=27"],
+    # The earlier cpu profile, kept read-only for chapter 5's table of the same claims at
+    # 7 epochs: 88 steps of the paper's batch of 4 per epoch, 7 epochs, and the paper's
+    # ASPP rates (12, 24, 36), which at 96 px reach past the 12 x 12 feature map, so its
+    # atrous branches saw only padding (chapter 5). Its runs are in results/cpu-7ep/.
+    "cpu-7ep": [
         "data.tile_size=256", "data.tile_stride=256", f"data.input_size={CPU_INPUT}",
         "model.backbone=resnet18", "model.pretrained=false",
         "train.epochs=7", "train.workers=0",
         "train.channels_last=true",  # 11 % off an MRIFE step on the project's CPU (README)
     ],
-    # The sizing runs of the plateau profile: `cpu` at the paper's geometry scaled to its
-    # 96 px (aspp_rates_for) and trained 30 epochs, the poly schedule stretched over them;
+    # The sizing runs of the cpu profile: its geometry (the paper's scaled to 96 px by
+    # aspp_rates_for) trained 30 epochs, the poly schedule stretched over them;
     # DeepLabv3+, the segmentation branch and MRIFE, seeds 0 and 1 (mrife.experiments
     # PROFILE_EXPERIMENTS). Chapter 5 reads the epoch count where every one of them levels
     # off with mrife.claims.plateau_epoch, a rule written before the runs were read.
     "cpu-sizing": [*_CPU_PAPER_GEOMETRY, "train.epochs=30"],
-    # The plateau profile, to replace `cpu` once its runs are in: the same geometry,
-    # trained for the epoch count chapter 5 reads from the cpu-sizing runs (results/
-    # cpu-sizing/) by mrife.claims.plateau_epoch, within the reproduction's budget
-    # (mrife.reproduce.epochs_within; tests/test_reproduce.py holds the two together).
-    "cpu-plateau": [*_CPU_PAPER_GEOMETRY, "train.epochs=27"],
     # The whole pipeline in seconds, on synthetic data: for CI and tests.
     "smoke": [
         "data.source=synthetic", "data.synthetic_scenes=12", "data.synthetic_size=128",

@@ -10,7 +10,7 @@ so no seam shows where windows meet. Only one batch of windows is in memory at a
 read from disk with windowed reads; the output is one float32 array of the scene's size.
 
     from mrife.predict import predict
-    probability = predict("results/cpu/mrife-f780738ea1", "scene.tif")  # float32 [H, W]
+    probability = predict("results/cpu/mrife-0fd563970c", "scene.tif")  # float32 [H, W]
 
 :mod:`mrife.gis` turns the probability into a mask, polygons and a quick-look;
 ``mrife predict`` does both for a list of files. :func:`score_folder` scores the maps of a

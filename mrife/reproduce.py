@@ -25,8 +25,8 @@ import pandas as pd
 from mrife import figure_data
 from mrife.compute import device_kind, resolve_device
 from mrife.distributed import distributed, main_process
-from mrife.experiments import (CANDIDATES, EXPERIMENTS, experiment_config, overrides_of, profile_experiments,
-                               results_root, seeds_for)
+from mrife.experiments import (CANDIDATES, EXPERIMENTS, READ_ONLY_PROFILES, experiment_config, overrides_of,
+                               profile_experiments, results_root, seeds_for)
 from mrife.metrics import METRIC_NAMES
 from mrife.results import Result, read_result, results
 from mrife.runs import changed_tree, claim, is_finished, locked, run_dir_for, write_json
@@ -63,6 +63,9 @@ def reproduce(profile: str, root: str | Path | None = None, experiments=None, ov
     Returns:
         experiment -> seed -> run directory, for the runs of this call.
     """
+    if profile in READ_ONLY_PROFILES:
+        raise ValueError(f"profile {profile!r} is read-only, {READ_ONLY_PROFILES[profile]}: its runs are committed "
+                         f"under results/{profile}/ (train one again with `mrife train --profile {profile}`)")
     names = list(experiments or profile_experiments(profile))
     for name in names:
         overrides_of(name)

@@ -44,7 +44,7 @@ def test_the_scaled_rates_round_as_documented():
         aspp_rates_for(0)
 
 
-@pytest.mark.parametrize("profile", ["cpu-sizing", "cpu-plateau"])
+@pytest.mark.parametrize("profile", ["cpu-sizing", "cpu"])
 @pytest.mark.parametrize("name", MODELS)
 def test_at_the_plateau_geometry_every_atrous_branch_reads_inside_the_map_as_the_papers_does(name, profile):
     cfg = load_profile(profile, [f"model.name={name}"])
@@ -61,9 +61,9 @@ def test_at_the_plateau_geometry_every_atrous_branch_reads_inside_the_map_as_the
 
 @pytest.mark.parametrize("name", MODELS)
 def test_the_7_epoch_cpu_profile_kept_the_papers_rates_which_read_only_padding(name):
-    """What the committed cpu runs computed: every off-centre tap outside the 12 x 12 map,
-    so each atrous branch was a 1 x 1 convolution."""
-    cfg = load_profile("cpu", [f"model.name={name}"])
+    """What the committed cpu-7ep runs computed: every off-centre tap outside the 12 x 12
+    map, so each atrous branch was a 1 x 1 convolution."""
+    cfg = load_profile("cpu-7ep", [f"model.name={name}"])
     side = cfg.data.input_size // cfg.model.output_stride
     for rates in atrous_rates(build_model(cfg)):
         assert rates == PAPER_ASPP_RATES
@@ -84,10 +84,11 @@ def test_the_paper_profile_keeps_deeplabs_rates(stride, rates):
 def test_the_field_leaves_the_committed_runs_names_alone():
     """``model.aspp_rates`` at the paper's value is left out of the hash (the code computed
     that before the field existed), so every committed run keeps its folder."""
-    index = json.loads((RESULTS / "cpu" / "index.json").read_text())
-    assert f"mrife-{config_hash(load_profile('cpu', ['model.name=mrife']))}" == index["mrife"]["0"]
-    scaled = load_profile("cpu", ["model.name=mrife", "model.aspp_rates=[2, 4, 7]"])
-    assert config_hash(scaled) != config_hash(load_profile("cpu", ["model.name=mrife"])), "another geometry, another run"
+    index = json.loads((RESULTS / "cpu-7ep" / "index.json").read_text())
+    assert f"mrife-{config_hash(load_profile('cpu-7ep', ['model.name=mrife']))}" == index["mrife"]["0"]
+    scaled = load_profile("cpu-7ep", ["model.name=mrife", "model.aspp_rates=[2, 4, 7]"])
+    assert config_hash(scaled) != config_hash(load_profile("cpu-7ep", ["model.name=mrife"])), \
+        "another geometry, another run"
     assert scaled.model.aspp_rates == (2, 4, 7) and all(isinstance(r, int) for r in scaled.model.aspp_rates)
     with pytest.raises(TypeError, match="aspp_rates"):
         load_profile("cpu", ["model.aspp_rates=[2.5, 4, 7]"])

@@ -384,8 +384,8 @@ COMMITTED = Path(__file__).resolve().parents[1] / "results"
 
 
 @pytest.mark.audit
-@pytest.mark.parametrize("profile, choice", [("cpu", choice) for choice in CHOICES] +
-                         [("cpu-plateau", choice) for choice in CHOICES if len(candidates("cpu-plateau", choice)) > 1])
+@pytest.mark.parametrize("profile, choice", [("cpu-7ep", choice) for choice in CHOICES] +
+                         [("cpu", choice) for choice in CHOICES if len(candidates("cpu", choice)) > 1])
 def test_the_experiments_run_what_the_committed_choice_decided(profile, choice):
     from mrife.config import config_hash
 
@@ -407,9 +407,9 @@ def _git(*args: str) -> subprocess.CompletedProcess:
 
 
 def committed_provenances() -> list[Path]:
-    """The runs behind the tables, the open choices (``results/cpu``, ``results/cpu-plateau``)
+    """The runs behind the tables, the open choices (``results/cpu``, ``results/cpu-7ep``)
     and the epoch counts (``results/sizing``, ``results/cpu-sizing``)."""
-    provenances = sorted(p for folder in ("cpu", "sizing", "cpu-sizing", "cpu-plateau")
+    provenances = sorted(p for folder in ("cpu", "sizing", "cpu-sizing", "cpu-7ep")
                          for p in (COMMITTED / folder).glob("*/provenance.json"))
     assert len(provenances) >= 43 + 2, f"the committed runs are missing under {COMMITTED}"
     return provenances
@@ -439,8 +439,8 @@ def test_the_plateau_profile_trains_the_epochs_its_sizing_runs_read():
               for name in PROFILE_EXPERIMENTS["cpu-sizing"]}
     assert all(len(h) == len(SEEDS["cpu-sizing"]) for h in sizing.values()), "every sizing run is committed"
     read = plateau_epoch(sizing).attrs["epochs"]
-    epochs, hours, _ = epochs_within("cpu-plateau", epoch_seconds(COMMITTED / "cpu"), read, REPRODUCTION_HOURS)
-    assert load_profile("cpu-plateau").train.epochs == epochs, f"the rule read {read}, the budget allows {epochs}"
+    epochs, hours, _ = epochs_within("cpu", epoch_seconds(COMMITTED / "cpu-7ep"), read, REPRODUCTION_HOURS)
+    assert load_profile("cpu").train.epochs == epochs, f"the rule read {read}, the budget allows {epochs}"
     assert round(hours) <= REPRODUCTION_HOURS, f"{hours:.1f} h: about the budget, to the hour"
 
 
@@ -478,10 +478,19 @@ def test_the_leader_is_judged_against_the_default(monkeypatch):
         f"a profile with its own experiments judges the candidates it trains, not those it does not\n{table}"
 
 
+def test_a_read_only_profile_trains_nothing(tmp_path):
+    from mrife.experiments import READ_ONLY_PROFILES
+
+    assert "cpu-7ep" in READ_ONLY_PROFILES
+    with pytest.raises(ValueError, match="cpu-7ep.* read-only.*results/cpu-7ep/"):
+        reproduce("cpu-7ep", root=tmp_path)
+    assert not any(tmp_path.iterdir()), "nothing was written"
+
+
 def test_the_plateau_profile_decides_the_fusion_choice_again_and_keeps_the_others():
-    assert candidates("cpu-plateau", "fusion") == ("mrife", "fusion-student-bn")
-    assert candidates("cpu", "fusion") == CHOICES["fusion"]
-    assert all(candidates("cpu-plateau", choice) == CHOICES[choice][:1] for choice in CHOICES if choice != "fusion")
+    assert candidates("cpu", "fusion") == ("mrife", "fusion-student-bn")
+    assert candidates("cpu-7ep", "fusion") == CHOICES["fusion"]
+    assert all(candidates("cpu", choice) == CHOICES[choice][:1] for choice in CHOICES if choice != "fusion")
     with pytest.raises(KeyError, match="unknown choice"):
         candidates("cpu", "no-such-choice")
 
