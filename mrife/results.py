@@ -3,9 +3,10 @@
 :func:`result` (one seed), :func:`finished` (one seed of several experiments),
 :func:`results` (every finished seed), :func:`drawn` (a run's figure data),
 :func:`sizing_runs`, :func:`run_times` (what each run took on what),
-:func:`reproduction_time` (a profile's machine time by processor) and the test counts
-scene by scene (:func:`scene_confusions`, :func:`seed_scene_confusions`). The error for a
-missing run names the ``mrife reproduce`` command that trains it.
+:func:`reproduction_time` (a profile's machine time by processor), :func:`epoch_times`
+(its epoch times by model and processor) and the test counts scene by scene
+(:func:`scene_confusions`, :func:`seed_scene_confusions`). The error for a missing run
+names the ``mrife reproduce`` command that trains it.
 """
 
 from __future__ import annotations
@@ -178,13 +179,37 @@ def reproduction_time(profile: str, root: str | Path | None = None) -> pd.DataFr
         with columns ``runs`` and ``hours`` (their wall times summed, every try counted,
         in hours), and a last row ``all``.
     """
-    names = dict.fromkeys([*profile_experiments(profile), *(c for choice in CHOICES for c in candidates(profile, choice))])
-    rows = [_machine(json.loads((res.run / "provenance.json").read_text()))
-            for name in names for res in results_if_any(profile, name, root)]
+    rows = [_machine(json.loads((res.run / "provenance.json").read_text())) for res in _reproduced(profile, root)]
     table = pd.DataFrame(rows, columns=["processor", "hours"]).groupby("processor").agg(runs=("hours", "size"),
                                                                                        hours=("hours", "sum"))
     table.loc["all"] = [table["runs"].sum(), table["hours"].sum()]
     return table.astype({"runs": int})
+
+
+def epoch_times(profile: str, root: str | Path | None = None) -> pd.DataFrame:
+    """How long a training epoch of each model takes on each processor, at ``profile``.
+
+    Read from the histories of the same runs as :func:`reproduction_time`. The kinds of
+    machine differ by model, not by one factor: plan a reproduction with this table
+    (``mrife reproduce --plan`` does, on the machine it runs on).
+
+    Returns:
+        A DataFrame indexed by model (``model.name``), one column per processor (as in
+        :func:`reproduction_time`): the median seconds of an epoch over every epoch of
+        every finished run, NaN where the processor trained no run of the model.
+    """
+    rows = [(res.config.model.name, _machine(json.loads((res.run / "provenance.json").read_text()))["processor"], s)
+            for res in _reproduced(profile, root) for s in res.history["seconds"]]
+    table = pd.DataFrame(rows, columns=["model", "processor", "seconds"])
+    return table.pivot_table(index="model", columns="processor", values="seconds", aggfunc="median")
+
+
+def _reproduced(profile: str, root: str | Path | None) -> list[Result]:
+    """Every finished run ``mrife reproduce`` trains for ``profile``, each once: the seeds of
+    its experiments and of the candidates of the open choices it judges."""
+    names = dict.fromkeys([*profile_experiments(profile), *(c for choice in CHOICES for c in candidates(profile, choice))])
+    runs = {res.run: res for name in names for res in results_if_any(profile, name, root)}
+    return list(runs.values())
 
 
 def _machine(prov: dict) -> dict:

@@ -23,7 +23,7 @@ from mrife.report import claim_words, verdict_table
 from mrife.loaders import build_splits
 from mrife.metrics import METRIC_NAMES, metrics_from_counts
 from mrife.reproduce import check, epochs_within, plan, reproduce, seed_order
-from mrife.results import (finished, reproduction_time, result, results, run_times, scene_confusions,
+from mrife.results import (epoch_times, finished, reproduction_time, result, results, run_times, scene_confusions,
                            seed_scene_confusions, sizing_runs)
 from mrife.runs import changed_tree, epoch_seconds, load_run, run_dir_for
 from mrife.tables import (best_and_last, branch_table, choice_table, compare, seed_bootstrap, seed_pairing,
@@ -181,6 +181,9 @@ def test_reproduce_writes_runs_the_tables_read(tmp_path, capsys, tiny_smoke):
     spent = reproduction_time("smoke", root=tmp_path)
     assert spent.index.tolist() == [res.cpu, "all"] and spent.loc[res.cpu, "runs"] == 1, spent
     assert spent.loc["all", "hours"] == pytest.approx(provenance["wall_time_s"] / 3600), "wall time, in hours"
+    epochs = epoch_times("smoke", root=tmp_path)
+    assert epochs.index.tolist() == ["segbranch"] and epochs.columns.tolist() == [res.cpu], epochs
+    assert epochs.loc["segbranch", res.cpu] == res.history["seconds"].median(), "the median epoch, in seconds"
     capsys.readouterr()
     found = finished("smoke", {"B": "segbranch", "M": "mrife"}, root=tmp_path)
     assert list(found) == ["B"] and found["B"].run == res.run, "finished() keeps the finished run, by label"
