@@ -98,6 +98,11 @@ PROFILE_EXPERIMENTS: dict[str, tuple[str, ...]] = {
     "cpu": (*EXPERIMENTS, "fusion-student-bn"),
 }
 
+# The profile whose candidate runs decided the choices a profile does not judge again
+# (it trains the default alone): at `cpu`, every choice but fusion stands as decided on
+# the 7-epoch runs.
+CHOICES_FROM: dict[str, str] = {"cpu": "cpu-7ep"}
+
 # Profiles whose committed runs are kept as they are, for comparison: `reproduce` trains
 # none of them (the reason is its error message).
 READ_ONLY_PROFILES: dict[str, str] = {
@@ -129,13 +134,23 @@ def candidates(profile: str, choice: str) -> tuple[str, ...]:
     or, at a profile that trains its own list of experiments (:data:`PROFILE_EXPERIMENTS`),
     the default and those of the list. So ``cpu`` decides the fusion choice again between
     the default and ``fusion-student-bn`` only; its other choices have only the default
-    there and stand as decided at ``cpu-7ep``."""
+    there and stand as decided at ``cpu-7ep`` (:func:`decided_at`)."""
     if choice not in CHOICES:
         raise KeyError(f"unknown choice {choice!r}; valid: {', '.join(CHOICES)}")
     named = CHOICES[choice]
     if profile not in PROFILE_EXPERIMENTS:
         return named
     return tuple(name for name in named if name == named[0] or name in PROFILE_EXPERIMENTS[profile])
+
+
+def decided_at(profile: str, choice: str) -> str:
+    """The profile whose runs decide ``choice`` for ``profile``: ``profile`` itself where it
+    judges candidates beside the default (:func:`candidates`), else the profile its choices
+    stand from (:data:`CHOICES_FROM`; ``cpu``'s choices but fusion were decided at
+    ``cpu-7ep``)."""
+    if len(candidates(profile, choice)) > 1:
+        return profile
+    return CHOICES_FROM.get(profile, profile)
 
 
 def experiment_config(profile: str, experiment: str, overrides=(), seed: int | None = None) -> RunConfig:

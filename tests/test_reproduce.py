@@ -17,7 +17,7 @@ from mrife.config import load_profile, save_yaml
 from mrife.data import TileDataset
 from mrife.evaluation import confusion_by_scene
 from mrife.experiments import (CANDIDATES, CHOICES, EXPERIMENTS, PROFILE_EXPERIMENTS, REPRODUCTION_HOURS, SEEDS,
-                               TABLE_EXPERIMENTS, TABLE_SEEDS, candidates, experiment_config, seeds_for)
+                               TABLE_EXPERIMENTS, TABLE_SEEDS, candidates, decided_at, experiment_config, seeds_for)
 from mrife.claims import Decision, plateau_epoch
 from mrife.report import claim_words, verdict_table
 from mrife.loaders import build_splits
@@ -496,6 +496,13 @@ def test_the_plateau_profile_decides_the_fusion_choice_again_and_keeps_the_other
     assert all(candidates("cpu", choice) == CHOICES[choice][:1] for choice in CHOICES if choice != "fusion")
     with pytest.raises(KeyError, match="unknown choice"):
         candidates("cpu", "no-such-choice")
+
+
+def test_a_choice_is_read_where_it_was_decided():
+    assert decided_at("cpu", "fusion") == "cpu", "judged again at the plateau"
+    assert {decided_at("cpu", choice) for choice in CHOICES if choice != "fusion"} == {"cpu-7ep"}
+    assert all(decided_at(profile, choice) == profile
+               for profile in ("smoke", "cpu-7ep", "paper") for choice in CHOICES), "every candidate is judged there"
 
 
 def test_two_reproductions_sharing_a_folder_keep_each_others_index(tmp_path, monkeypatch):
