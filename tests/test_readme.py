@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from mrife.cli import main
+from mrife.results import reproduction_time
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -59,3 +60,10 @@ def test_training_a_finished_run_says_it_skipped_it(readme_folder, capsys):
     out = capsys.readouterr().out
     assert "finished earlier: skipped (--force trains it again)" in out, out
     assert "test split, best-validation checkpoint (test_metrics.json):" in out, "the metrics should say their split"
+
+
+def test_the_readmes_profiles_table_gives_the_cpu_reproductions_measured_time():
+    # The committed runs' own wall times (chapter 5's t5-hours), so the row cannot drift from them.
+    machine = reproduction_time("cpu", README.parent / "results")
+    row = next(line for line in README.read_text().splitlines() if line.startswith("| `cpu` |"))
+    assert f"its {machine.loc['all', 'runs']} runs took {machine.loc['all', 'hours']:.1f} h" in row, row
