@@ -292,6 +292,43 @@ def read_verdict_changes(before: pd.DataFrame, after: pd.DataFrame, change: str)
     return line + (":\n\n" + "\n".join(moved) if moved else ".")
 
 
+def profile_change_words(before: pd.DataFrame, after: pd.DataFrame, sides: pd.DataFrame,
+                         baseline: str = "deeplabv3plus") -> dict[str, str]:
+    """Which side of each claim moved between two profiles, in words a chapter glues.
+
+    Args:
+        before, after: :func:`verdict_table` of the same claims at the earlier profile and
+            at the present one (``verdict`` and ``isolates`` columns).
+        sides: one row per experiment that is a side of a claim, with columns ``("change",
+            "")`` (its mean test lIoU, present minus earlier) and ``(label, "sd")`` for the
+            two profiles' labels, in that order (the spread of its test lIoU over seeds).
+        baseline: the experiment set against the others (smp's DeepLabv3+: every other
+            side is built on our segmentation network).
+
+    Returns:
+        ``moved`` ("8 of 13" verdicts), ``baseline-gain``, ``gained-more`` (how many of the
+        others gained more than the baseline), ``gains`` (their range, with the
+        experiments), ``sd-before``, ``sd-after`` (the median model's sd), ``sd-narrower``
+        and ``moved-isolates`` (what the moved claims isolate).
+    """
+    moved = before["verdict"] != after["verdict"]
+    change = sides[("change", "")]
+    ours = change.drop(baseline)
+    sd = sides.xs("sd", axis=1, level=1)  # the two profiles' columns, in order
+    sd_before, sd_after = sd.iloc[:, 0], sd.iloc[:, 1]
+    isolates = after.loc[moved, "isolates"].value_counts()
+    return {
+        "moved": f"{int(moved.sum())} of {len(after)}",
+        "baseline-gain": f"{change[baseline]:+.3f}",
+        "gained-more": f"{int((ours > change[baseline]).sum())} of {len(ours)}",
+        "gains": f"{ours.min():+.3f} (`{ours.idxmin()}`) to {ours.max():+.3f} (`{ours.idxmax()}`)",
+        "sd-before": f"{sd_before.median():.3f}",
+        "sd-after": f"{sd_after.median():.3f}",
+        "sd-narrower": f"{int((sd_after < sd_before).sum())} of {len(sides)}",
+        "moved-isolates": join_and([f"{n} isolate{'s' if n == 1 else ''} {what}" for what, n in isolates.items()]),
+    }
+
+
 def join_and(items: list[str]) -> str:
     """Items as a sentence lists them: [] -> "", ["1"] -> "1", ["1", "2"] -> "1 and 2",
     ["1", "2", "3"] -> "1, 2 and 3"."""

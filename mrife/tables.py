@@ -253,6 +253,26 @@ def seed_table(profile: str, rows: dict[str, str], root=None) -> pd.DataFrame:
     return pd.DataFrame(list(table.values()), index=index, columns=columns).astype({"first epoch": "Int64"})
 
 
+def best_val_by_profile(profiles: dict[str, str], experiments, seeds, root=None) -> pd.DataFrame:
+    """Each experiment's best validation lIoU (the epoch whose checkpoint is kept), the mean
+    over ``seeds``, at each profile: one schedule of the same seeds beside another.
+
+    Args:
+        profiles: profile -> column label, e.g. ``{"cpu-7ep": "7 epochs", "cpu": "27 epochs"}``.
+        experiments: the experiment names, the rows.
+        seeds: the seeds averaged over; where a profile lacks one of them, the mean is NaN.
+
+    Returns:
+        A DataFrame indexed by experiment, one column per label, fractions in [0, 1] or NaN.
+    """
+    def mean_best(profile: str, experiment: str) -> float:
+        best = pd.Series({res.seed: res.best_val for res in results_if_any(profile, experiment, root)}, dtype=float)
+        return best.reindex(list(seeds)).mean(skipna=False)
+
+    return pd.DataFrame({label: {name: mean_best(profile, name) for name in experiments}
+                         for profile, label in profiles.items()})
+
+
 LATE_METRICS = ("val_lIoU", "val_AP", "val_precision", "val_recall")  # what best_and_last reads by default
 
 

@@ -126,3 +126,10 @@ def read_seeds(table: pd.DataFrame) -> str:
         others = "the other one" if len(learned) == 1 else f"the other {len(learned)}"
         lines.append(line + f"; {others} first reached {NOT_LEARNING} at epoch {epochs}.")
     return "\n".join(lines)
+
+
+def never_learned(table: pd.DataFrame) -> str:
+    """How many runs of a :func:`mrife.tables.seed_table` never learned, and which: "none of
+    20", or "2 of 20 (ICSSN seed 3, B seed 3)" (the model's label and the seed)."""
+    lost = [f"{model} seed {seed}" for model, seed in table.index[~table["learned"].astype(bool)]]
+    return f"{len(lost)} of {len(table)} ({', '.join(lost)})" if lost else f"none of {len(table)}"

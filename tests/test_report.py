@@ -8,9 +8,9 @@ import pandas as pd
 from mrife.claims import Decision, verdict
 from mrife.config import RunConfig, describe, load_profile
 from mrife.paper import TABLE_II
-from mrife.report import (TABLE_II_KEYS, Glue, count_words, format_table, join_and, leaders, read_branch,
-                          read_choice, read_differences, read_heat, read_pairing, read_verdict_changes,
-                          settings_table, table_ii, verdict_counts, verdict_table)
+from mrife.report import (TABLE_II_KEYS, Glue, count_words, format_table, join_and, leaders, profile_change_words,
+                          read_branch, read_choice, read_differences, read_heat, read_pairing,
+                          read_verdict_changes, settings_table, table_ii, verdict_counts, verdict_table)
 from mrife.tables import compare
 
 PAPER = {"Baseline": {"lIoU": 0.3381, "F1": 0.5054}, "Other": {"lIoU": 0.1, "F1": 0.2}}
@@ -201,3 +201,19 @@ def test_read_verdict_changes_lists_each_claim_whose_verdict_moved():
     assert read_verdict_changes(before, after, "Pairing by seed") == \
         "Pairing by seed changes **1** of the 2 verdicts:\n\n- A: inconclusive → **reproduced**"
     assert read_verdict_changes(before, before, "Leaving out") == "Leaving out changes **0** of the 2 verdicts."
+
+
+def test_profile_change_words_say_which_side_of_each_claim_moved():
+    ideas, both = "MRIFE's ideas", "architecture and ideas"
+    before = pd.DataFrame({"verdict": ["reversed", "inconclusive", "inconclusive", "reproduced"],
+                           "isolates": [both, ideas, ideas, ideas]})
+    after = before.assign(verdict=["inconclusive", "reproduced", "reproduced", "reproduced"])
+    columns = pd.MultiIndex.from_tuples([("7 epochs", "mean"), ("7 epochs", "sd"), ("plateau", "mean"),
+                                         ("plateau", "sd"), ("change", "")])
+    sides = pd.DataFrame([[0.40, 0.10, 0.43, 0.02, 0.03], [0.20, 0.20, 0.30, 0.01, 0.10],
+                          [0.40, 0.05, 0.42, 0.06, 0.02]], index=["deeplabv3plus", "segbranch", "mrife"],
+                         columns=columns)
+    assert profile_change_words(before, after, sides) == {
+        "moved": "3 of 4", "baseline-gain": "+0.030", "gained-more": "1 of 2",
+        "gains": "+0.020 (`mrife`) to +0.100 (`segbranch`)", "sd-before": "0.100", "sd-after": "0.020",
+        "sd-narrower": "2 of 3", "moved-isolates": "2 isolate MRIFE's ideas and 1 isolates architecture and ideas"}

@@ -26,8 +26,8 @@ from mrife.reproduce import check, epochs_within, plan, reproduce, seed_order
 from mrife.results import (epoch_times, finished, reproduction_time, result, results, run_times, scene_confusions,
                            seed_scene_confusions, sizing_runs)
 from mrife.runs import changed_tree, epoch_seconds, load_run, run_dir_for
-from mrife.tables import (best_and_last, branch_table, choice_table, compare, seed_bootstrap, seed_pairing,
-                          seed_table, verdicts)
+from mrife.tables import (best_and_last, best_val_by_profile, branch_table, choice_table, compare, seed_bootstrap,
+                          seed_pairing, seed_table, verdicts)
 from mrife.train import expected_time, fit
 
 PAPER = {"Baseline": {"lIoU": 0.3381, "F1": 0.5054}, "Other": {"lIoU": 0.1, "F1": 0.2}}
@@ -351,6 +351,16 @@ def test_best_and_last_reads_each_run_at_its_best_epoch_and_its_last(monkeypatch
     assert table["val_lIoU at best"].tolist() == [0.4, 0.3] and table["val_lIoU at last"].tolist() == [0.2, 0.3]
     assert table["val_recall at best"].tolist() == [0.8, 0.7], "every metric read at the lIoU's best epoch"
     assert table["val_AP at last"].isna().all(), "a metric the runs did not record"
+
+
+def test_best_val_by_profile_averages_the_same_seeds_at_each_profile(monkeypatch):
+    runs = {("short", "segbranch"): [(0, [0.1, 0.3]), (1, [0.2, 0.1])], ("long", "segbranch"): [(0, [0.4, 0.5])]}
+    monkeypatch.setattr("mrife.tables.results_if_any", lambda profile, experiment, root=None: [
+        SimpleNamespace(seed=seed, best_val=max(curve)) for seed, curve in runs.get((profile, experiment), [])])
+    table = best_val_by_profile({"short": "7 epochs", "long": "30 epochs"}, ["segbranch", "mrife"], seeds=[0, 1])
+    assert table.columns.tolist() == ["7 epochs", "30 epochs"] and table.index.tolist() == ["segbranch", "mrife"]
+    assert table.loc["segbranch", "7 epochs"] == pytest.approx(0.25), "the mean of each seed's best epoch"
+    assert table.isna().sum().sum() == 3, "a profile that lacks one of the seeds gives NaN, not a mean of fewer"
 
 
 def test_open_choices_are_decided_on_validation(tmp_path, monkeypatch, tiny_smoke):

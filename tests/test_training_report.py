@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from mrife.training_report import epoch_table, read_curve, read_late, read_seeds
+from mrife.training_report import epoch_table, never_learned, read_curve, read_late, read_seeds
 
 
 def history(val_liou, **terms) -> pd.DataFrame:
@@ -52,6 +52,13 @@ def test_read_seeds_names_each_seed_that_never_learned():
         "- **B**: 1 of its 2 seeds never learned (best validation lIoU below 0.05; seed 3: 0.010, test lIoU 0.020); "
         "the other one first reached 0.05 at epoch 4.",
     ], lines
+
+
+def test_never_learned_counts_the_runs_that_never_learned_and_names_them():
+    index = pd.MultiIndex.from_tuples([("A", 0), ("A", 1), ("B", 3)], names=["model", "seed"])
+    table = pd.DataFrame({"learned": [True, False, False]}, index=index)
+    assert never_learned(table) == "2 of 3 (A seed 1, B seed 3)"
+    assert never_learned(table.assign(learned=True)) == "none of 3"
 
 
 def _best_and_last(rows):
