@@ -309,7 +309,7 @@ def profile_change_words(before: pd.DataFrame, after: pd.DataFrame, sides: pd.Da
         ``moved`` ("8 of 13" verdicts), ``baseline-gain``, ``gained-more`` (how many of the
         others gained more than the baseline), ``gains`` (their range, with the
         experiments), ``sd-before``, ``sd-after`` (the median model's sd), ``sd-narrower``
-        and ``moved-isolates`` (what the moved claims isolate).
+        and ``moved-isolates`` (what the moved claims isolate; "none" when none moved).
     """
     moved = before["verdict"] != after["verdict"]
     change = sides[("change", "")]
@@ -325,7 +325,8 @@ def profile_change_words(before: pd.DataFrame, after: pd.DataFrame, sides: pd.Da
         "sd-before": f"{sd_before.median():.3f}",
         "sd-after": f"{sd_after.median():.3f}",
         "sd-narrower": f"{int((sd_after < sd_before).sum())} of {len(sides)}",
-        "moved-isolates": join_and([f"{n} isolate{'s' if n == 1 else ''} {what}" for what, n in isolates.items()]),
+        "moved-isolates": join_and([f"{n} isolate{'s' if n == 1 else ''} {what}" for what, n in isolates.items()])
+        or "none",
     }
 
 

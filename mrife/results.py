@@ -198,8 +198,9 @@ def epoch_times(profile: str, root: str | Path | None = None) -> pd.DataFrame:
         :func:`reproduction_time`): the median seconds of an epoch over every epoch of
         every finished run, NaN where the processor trained no run of the model.
     """
-    rows = [(res.config.model.name, _machine(json.loads((res.run / "provenance.json").read_text()))["processor"], s)
-            for res in _reproduced(profile, root) for s in res.history["seconds"]]
+    runs = [(res.config.model.name, _machine(json.loads((res.run / "provenance.json").read_text()))["processor"],
+             res.history["seconds"]) for res in _reproduced(profile, root)]
+    rows = [(model, processor, s) for model, processor, seconds in runs for s in seconds]
     table = pd.DataFrame(rows, columns=["model", "processor", "seconds"])
     return table.pivot_table(index="model", columns="processor", values="seconds", aggfunc="median")
 

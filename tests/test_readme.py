@@ -62,6 +62,7 @@ def test_training_a_finished_run_says_it_skipped_it(readme_folder, capsys):
     assert "test split, best-validation checkpoint (test_metrics.json):" in out, "the metrics should say their split"
 
 
+@pytest.mark.audit
 def test_the_readmes_profiles_table_gives_the_cpu_reproductions_measured_time():
     # The committed runs' own wall times (chapter 5's t5-hours), so the row cannot drift from them.
     machine = reproduction_time("cpu", README.parent / "results")

@@ -217,3 +217,5 @@ def test_profile_change_words_say_which_side_of_each_claim_moved():
         "moved": "3 of 4", "baseline-gain": "+0.030", "gained-more": "1 of 2",
         "gains": "+0.020 (`mrife`) to +0.100 (`segbranch`)", "sd-before": "0.100", "sd-after": "0.020",
         "sd-narrower": "2 of 3", "moved-isolates": "2 isolate MRIFE's ideas and 1 isolates architecture and ideas"}
+    still = profile_change_words(before, before, sides)
+    assert still["moved"] == "0 of 4" and still["moved-isolates"] == "none"

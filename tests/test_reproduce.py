@@ -424,7 +424,7 @@ def committed_provenances() -> list[Path]:
     and the epoch counts (``results/sizing``, ``results/cpu-sizing``)."""
     provenances = sorted(p for folder in ("cpu", "sizing", "cpu-sizing", "cpu-7ep")
                          for p in (COMMITTED / folder).glob("*/provenance.json"))
-    assert len(provenances) >= 43 + 2, f"the committed runs are missing under {COMMITTED}"
+    assert len(provenances) >= 46 + 76 + 2 + 6, f"the committed runs are missing under {COMMITTED}"
     return provenances
 
 
